@@ -1,0 +1,1 @@
+"""Interlock's control plane: a Django project with the tenants and mesh apps."""

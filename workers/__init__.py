@@ -1,0 +1,1 @@
+"""Celery workers: probing, verdicts, autoscaling and scalers (later issues)."""
