@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "service.tenants",
     "service.mesh",
 ]
@@ -31,6 +32,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "service.urls"
+APPEND_SLASH = False  # an API answers where it is asked, never with a redirect
 WSGI_APPLICATION = "service.wsgi.application"
 ASGI_APPLICATION = "service.asgi.application"
 
@@ -95,6 +97,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,0 +1,115 @@
+"""`interlock`: the operator's command line.
+
+    interlock migrate                 create or upgrade the database schema
+    interlock api [--host --port]     serve the REST API (gunicorn, for production)
+    interlock tenant create NAME      a tenant and its first (owner) API key, as JSON
+    interlock dev [--demo]            the all-in-one on SQLite and the in-process bus
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def setup_django():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
+    import django
+
+    django.setup()
+
+
+def fail(code: str, message: str, field: str = "") -> int:
+    print(json.dumps({"code": code, "message": message, "field": field}), file=sys.stderr)
+    return 2
+
+
+def migrate(args) -> int:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    print(json.dumps({"migrated": True}))
+    return 0
+
+
+def tenant_create(args) -> int:
+    from django.db import IntegrityError
+    from rest_framework.exceptions import ValidationError
+
+    from service.mesh.validation import resource_name
+    from service.tenants.services import create_tenant
+
+    try:
+        resource_name(args.name)
+        tenant, key = create_tenant(args.name)
+    except ValidationError as exc:
+        return fail("invalid_name", str(exc.detail[0]), "name")
+    except IntegrityError:
+        return fail("duplicate", f"A tenant named '{args.name}' exists already.", "name")
+    print(json.dumps({"tenant": tenant.name, "api_key": key.plaintext, "role": key.record.role}))
+    return 0
+
+
+def api(args) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from service.wsgi import application
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", "-" if args.access_log else None)
+
+        def load(self):
+            return application
+
+    Server().run()
+    return 0
+
+
+def dev(args) -> int:
+    from service import dev as devmode
+
+    return devmode.run(args.host, args.port, demo=args.demo)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="interlock", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(run=migrate)
+
+    serve = commands.add_parser("api", help="serve the REST API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
+    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(run=api)
+
+    tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="tenant_command", required=True)
+    create = tenant.add_parser("create", help="create a tenant and print its first API key")
+    create.add_argument("name")
+    create.set_defaults(run=tenant_create)
+
+    everything = commands.add_parser("dev", help="the all-in-one control plane on SQLite")
+    everything.add_argument("--host", default="127.0.0.1")
+    everything.add_argument("--port", type=int, default=8000)
+    everything.add_argument("--demo", action="store_true", help="seed a demo tenant and mesh, and say how to look")
+    everything.set_defaults(run=dev)
+    return root
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "dev":
+        from service.dev import use_dev_environment
+
+        use_dev_environment()
+    setup_django()
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""What every policy serializer shares: names, labels, the ETag, and the small
+building blocks the resource-specific serializers are made of."""
+from rest_framework import serializers
+
+from service.mesh import validation
+
+UINT32_MAX = 2**32 - 1
+# Fields of a representation that describe the stored row, not the policy: they
+# are left out of the content hash, so the hash changes only with the policy.
+VOLATILE_FIELDS = ("etag", "created_at", "updated_at", "revision")
+
+
+def invalid(path: str, message: str, code: str = "invalid"):
+    """A field-level error for a path deep inside the body, e.g. rules[0].action."""
+    return serializers.ValidationError({path: [serializers.ErrorDetail(message, code=code)]})
+
+
+class Block(serializers.Serializer):
+    """A nested object stored as JSON; keys left out stay out."""
+
+    # Names of fields of which at most (or, if `one_of_required`, exactly) one may be set.
+    one_of: tuple[str, ...] = ()
+    one_of_required = False
+
+    def validate(self, attrs):
+        present = [name for name in self.one_of if attrs.get(name) not in (None, False)]
+        if len(present) > 1:
+            raise serializers.ValidationError(
+                f"Set only one of {', '.join(self.one_of)}; this sets {', '.join(present)}.", code="conflicting_fields"
+            )
+        if self.one_of_required and not present:
+            raise serializers.ValidationError(f"Set one of {', '.join(self.one_of)}.", code="required")
+        return attrs
+
+    def to_internal_value(self, data):
+        return dict(super().to_internal_value(data))
+
+
+def duration(**kwargs):
+    minimum = kwargs.pop("minimum", 0.001)
+    maximum = kwargs.pop("maximum", validation.DURATION_MAX_SEC)
+    return serializers.FloatField(
+        validators=[lambda value: validation.duration_sec(value, minimum=minimum, maximum=maximum)], **kwargs
+    )
+
+
+def percentage(**kwargs):
+    return serializers.FloatField(validators=[validation.percentage], **kwargs)
+
+
+def uint32(minimum=0, **kwargs):
+    return serializers.IntegerField(min_value=minimum, max_value=UINT32_MAX, **kwargs)
+
+
+def names(**kwargs):
+    """A list of resource names, each once."""
+    return serializers.ListField(
+        child=serializers.CharField(validators=[validation.resource_name]),
+        validators=[lambda items: validation.unique(items, str, "name")],
+        **kwargs,
+    )
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    name = serializers.CharField(max_length=63, validators=[validation.resource_name])
+    description = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
+    labels = serializers.DictField(
+        child=serializers.CharField(allow_blank=True), required=False, default=dict, validators=[validation.labels]
+    )
+    etag = serializers.CharField(source="version", read_only=True)
+
+    common_fields = ["name", "description", "labels"]
+    metadata_fields = ["etag", "created_at", "updated_at"]
+
+    @property
+    def tenant(self):
+        return self.context["tenant"]
+
+    def validate_name(self, name):
+        if self.instance is not None:
+            if name != self.instance.name:
+                raise serializers.ValidationError(
+                    "A resource's name cannot change; create one with the new name instead.", code="immutable"
+                )
+            return name
+        if self.Meta.model.objects.filter(tenant=self.tenant, name=name).exists():
+            raise serializers.ValidationError(f"There is already one named '{name}'.", code="duplicate")
+        return name
+
+    def policy_body(self, instance) -> dict:
+        """The representation whose content hash versions the resource."""
+        body = self.to_representation(instance)
+        return {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}

@@ -1,0 +1,73 @@
+from rest_framework import serializers
+
+from service.mesh import validation
+from service.mesh.api.serializers.base import Block, PolicySerializer, duration
+from service.mesh.models import HealthCheck
+from service.mesh.models.health_checks import PROTOCOL_BLOCKS
+
+
+class HttpHealthCheck(Block):
+    port = serializers.IntegerField(validators=[validation.port])
+    request_path = serializers.CharField(default="/", validators=[validation.full_path])
+    host = serializers.CharField(required=False, validators=[validation.route_hostname])
+    # A substring the response body must contain to count as healthy.
+    response = serializers.CharField(required=False, max_length=1024)
+
+
+class TcpHealthCheck(Block):
+    port = serializers.IntegerField(validators=[validation.port])
+    request = serializers.CharField(required=False, max_length=1024)
+    response = serializers.CharField(required=False, max_length=1024)
+
+
+class GrpcHealthCheck(Block):
+    port = serializers.IntegerField(validators=[validation.port])
+    grpc_service_name = serializers.CharField(required=False, allow_blank=True, max_length=1024)
+
+
+class HealthCheckSerializer(PolicySerializer):
+    check_interval_sec = duration(default=5, minimum=1, maximum=300)
+    timeout_sec = duration(default=5, minimum=1, maximum=300)
+    healthy_threshold = serializers.IntegerField(default=2, min_value=1, max_value=10)
+    unhealthy_threshold = serializers.IntegerField(default=2, min_value=1, max_value=10)
+    source_regions = serializers.ListField(
+        child=serializers.CharField(validators=[validation.resource_name]),
+        required=False,
+        default=list,
+        max_length=8,
+        validators=[lambda items: validation.unique(items, str, "region")],
+    )
+    http_health_check = HttpHealthCheck(required=False, allow_null=True)
+    https_health_check = HttpHealthCheck(required=False, allow_null=True)
+    http2_health_check = HttpHealthCheck(required=False, allow_null=True)
+    tcp_health_check = TcpHealthCheck(required=False, allow_null=True)
+    grpc_health_check = GrpcHealthCheck(required=False, allow_null=True)
+
+    class Meta:
+        model = HealthCheck
+        fields = (
+            PolicySerializer.common_fields
+            + ["check_interval_sec", "timeout_sec", "healthy_threshold", "unhealthy_threshold", "source_regions"]
+            + list(PROTOCOL_BLOCKS)
+            + PolicySerializer.metadata_fields
+        )
+
+    def validate(self, attrs):
+        merged = {**self.current_values(), **attrs}
+        present = [name for name in PROTOCOL_BLOCKS if merged.get(name)]
+        if len(present) != 1:
+            raise serializers.ValidationError(
+                f"Set exactly one of {', '.join(PROTOCOL_BLOCKS)}; this sets {len(present)}.", code="protocol_block"
+            )
+        if merged["timeout_sec"] > merged["check_interval_sec"]:
+            raise serializers.ValidationError(
+                {"timeout_sec": [serializers.ErrorDetail(
+                    "A probe's timeout cannot be longer than the interval between probes.", code="timeout_too_long"
+                )]}
+            )
+        return attrs
+
+    def current_values(self):
+        if self.instance is None or not self.partial:
+            return {}
+        return {name: getattr(self.instance, name) for name in ["check_interval_sec", "timeout_sec", *PROTOCOL_BLOCKS]}

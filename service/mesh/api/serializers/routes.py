@@ -1,0 +1,176 @@
+"""HTTP, gRPC and TCP routes: the rules' shapes, and the checks that need the
+rest of the tenant's policy (destinations that exist in the route's meshes,
+hostnames and ports no other route of the mesh claims)."""
+from rest_framework import serializers
+
+from service.mesh import validation
+from service.mesh.api.serializers import route_actions as actions
+from service.mesh.api.serializers.base import Block, PolicySerializer, invalid
+from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, Route, RouteType, TcpRoute
+from service.tenants.api.fields import TenantSlugRelatedField
+
+
+class HttpRouteRule(Block):
+    matches = actions.block_list(actions.HttpRouteMatch, "match", max_length=32)
+    action = actions.HttpRouteAction()
+
+
+class GrpcRouteRule(Block):
+    matches = actions.block_list(actions.GrpcRouteMatch, "match", max_length=32)
+    action = actions.GrpcRouteAction()
+
+
+class TcpRouteRule(Block):
+    matches = actions.block_list(actions.TcpRouteMatch, "match", key=lambda m: (m["address"], m["port"]),
+                                 max_length=32)
+    action = actions.TcpRouteAction()
+
+    def validate(self, attrs):
+        if not attrs.get("matches"):
+            raise serializers.ValidationError({"matches": ["A TCP rule needs a match with the port it listens on."]},
+                                              code="required")
+        return attrs
+
+
+def hostnames_field():
+    return serializers.ListField(
+        child=serializers.CharField(validators=[validation.route_hostname]),
+        min_length=1, max_length=100,
+        validators=[lambda items: validation.unique(items, str, "hostname")],
+    )
+
+
+def referenced_services(rules):
+    """(path, service name) of every backend service the rules send traffic to."""
+    for i, rule in enumerate(rules):
+        action = rule["action"]
+        for j, destination in enumerate(action.get("destinations", [])):
+            yield f"rules[{i}].action.destinations[{j}].service_name", destination["service_name"]
+        mirror = action.get("request_mirror_policy")
+        if mirror:
+            yield f"rules[{i}].action.request_mirror_policy.destination.service_name", mirror["destination"]["service_name"]
+
+
+class RouteSerializer(PolicySerializer):
+    route_type = ""
+    # Protocols of the backend services this kind of route may send traffic to.
+    protocols: tuple[str, ...] = ()
+
+    meshes = TenantSlugRelatedField(queryset=Mesh.objects.all(), many=True, allow_empty=False)
+
+    def validate_meshes(self, meshes):
+        return validation.unique(meshes, lambda mesh: mesh.name, "mesh")
+
+    def validate(self, attrs):
+        meshes = attrs.get("meshes", self.instance.meshes.all() if self.instance else [])
+        rules = attrs.get("rules", self.instance.rules if self.instance else [])
+        attrs["destinations"] = self.resolve_destinations(rules, meshes)
+        self.check_claims(attrs, meshes)
+        return attrs
+
+    def resolve_destinations(self, rules, meshes):
+        found = {service.name: service for service in BackendService.objects.filter(
+            tenant=self.tenant, name__in={name for _, name in referenced_services(rules)}
+        ).select_related("mesh")}
+        mesh_ids = {mesh.pk for mesh in meshes}
+        for path, name in referenced_services(rules):
+            service = found.get(name)
+            if service is None:
+                raise invalid(path, f"There is no backend service named '{name}'.", "does_not_exist")
+            if service.protocol not in self.protocols:
+                raise invalid(path, f"backend-services/{name} speaks {service.protocol}; a {self.route_type} route "
+                                    f"needs one of {', '.join(self.protocols)}.", "protocol_mismatch")
+            if {service.mesh_id} != mesh_ids:
+                raise invalid(path, f"backend-services/{name} is in mesh '{service.mesh.name}', but this route is "
+                                    f"attached to {', '.join(sorted(m.name for m in meshes))}; a route's "
+                                    "destinations must be in every mesh it is attached to.", "wrong_mesh")
+        return list(found.values())
+
+    def other_routes(self, meshes, types):
+        routes = Route.objects.filter(tenant=self.tenant, type__in=types, meshes__in=meshes).distinct()
+        return routes.exclude(pk=self.instance.pk) if self.instance else routes
+
+    def check_claims(self, attrs, meshes):
+        """What a route claims in its meshes (hostnames, ports) no other may."""
+
+    def create(self, validated):
+        meshes, destinations = validated.pop("meshes"), validated.pop("destinations")
+        route = super().create(validated)
+        save_links(route, meshes, destinations)
+        return route
+
+    def update(self, route, validated):
+        meshes, destinations = validated.pop("meshes", None), validated.pop("destinations")
+        route = super().update(route, validated)
+        save_links(route, meshes, destinations)
+        return route
+
+
+def save_links(route, meshes, destinations):
+    if meshes is not None:
+        route.meshes.set(meshes)
+    route.destinations.set(destinations)
+
+
+class HostnameRouteSerializer(RouteSerializer):
+    """HTTP and gRPC routes share their meshes' virtual hosts, where Envoy
+    refuses a domain that appears twice."""
+
+    hostnames = hostnames_field()
+
+    def check_claims(self, attrs, meshes):
+        hostnames = attrs.get("hostnames", self.instance.hostnames if self.instance else [])
+        mine = set(hostnames)
+        for other in self.other_routes(meshes, [RouteType.HTTP, RouteType.GRPC]):
+            clash = sorted(mine & set(other.hostnames))
+            if clash:
+                index = hostnames.index(clash[0])
+                raise invalid(f"hostnames[{index}]", f"{other.kind}/{other.name} already serves '{clash[0]}' in a "
+                                                     "mesh this route is attached to.", "hostname_in_use")
+
+
+class HttpRouteSerializer(HostnameRouteSerializer):
+    route_type = "HTTP"
+    protocols = ("HTTP", "HTTP2", "GRPC")
+    rules = HttpRouteRule(many=True, min_length=1, max_length=100)
+
+    class Meta:
+        model = HttpRoute
+        fields = PolicySerializer.common_fields + ["meshes", "hostnames", "rules"] + PolicySerializer.metadata_fields
+
+
+class GrpcRouteSerializer(HostnameRouteSerializer):
+    route_type = "gRPC"
+    protocols = ("GRPC", "HTTP2")
+    rules = GrpcRouteRule(many=True, min_length=1, max_length=100)
+
+    class Meta:
+        model = GrpcRoute
+        fields = PolicySerializer.common_fields + ["meshes", "hostnames", "rules"] + PolicySerializer.metadata_fields
+
+
+def tcp_ports(rules) -> list[int]:
+    return [match["port"] for rule in rules for match in rule.get("matches", [])]
+
+
+class TcpRouteSerializer(RouteSerializer):
+    route_type = "TCP"
+    protocols = ("TCP",)
+    rules = TcpRouteRule(many=True, min_length=1, max_length=100)
+
+    class Meta:
+        model = TcpRoute
+        fields = PolicySerializer.common_fields + ["meshes", "rules"] + PolicySerializer.metadata_fields
+
+    def check_claims(self, attrs, meshes):
+        rules = attrs.get("rules", self.instance.rules if self.instance else [])
+        ports = set(tcp_ports(rules))
+        for mesh in meshes:
+            if mesh.interception_port in ports:
+                raise invalid("rules", f"Port {mesh.interception_port} is mesh '{mesh.name}''s interception port.",
+                              "port_in_use")
+        for other in self.other_routes(meshes, [RouteType.TCP]):
+            clash = sorted(ports & set(tcp_ports(other.rules)))
+            if clash:
+                raise invalid("rules", f"tcp-routes/{other.name} already listens on port {clash[0]} in a mesh this "
+                                       "route is attached to.", "port_in_use")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MeshConfig(AppConfig):
+    name = "service.mesh"
+    label = "mesh"

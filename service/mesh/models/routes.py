@@ -1,0 +1,88 @@
+"""HTTP, gRPC and TCP routes share one table: they attach to meshes and point
+at backend services the same way, and differ only in the shape of their rules,
+which their serializers own."""
+from django.db import models
+
+from service.mesh.models.base import Link, PolicyResource
+
+
+class RouteType(models.TextChoices):
+    HTTP = "http"
+    GRPC = "grpc"
+    TCP = "tcp"
+
+
+class Route(PolicyResource):
+    type = models.CharField(max_length=8, choices=RouteType.choices)
+    meshes = models.ManyToManyField("mesh.Mesh", through="RouteMesh", related_name="routes")
+    hostnames = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=list)
+    # Every backend service the rules name, kept as rows so that they are protected.
+    destinations = models.ManyToManyField(
+        "mesh.BackendService", through="RouteDestination", related_name="routes"
+    )
+
+    class Meta(PolicyResource.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "type", "name"], name="mesh_route_unique_name"),
+        ]
+
+    @property
+    def kind(self):
+        return f"{self.type}-routes"
+
+    def related_tenant_objects(self):
+        yield from super().related_tenant_objects()
+        yield from self.meshes.all()
+        yield from self.destinations.all()
+
+
+class RouteMesh(Link):
+    route = models.ForeignKey(Route, on_delete=models.CASCADE)
+    mesh = models.ForeignKey("mesh.Mesh", on_delete=models.PROTECT, related_name="+")
+
+    @property
+    def referrer(self):
+        return self.route
+
+
+class RouteDestination(Link):
+    route = models.ForeignKey(Route, on_delete=models.CASCADE)
+    backend_service = models.ForeignKey("mesh.BackendService", on_delete=models.PROTECT, related_name="+")
+
+    @property
+    def referrer(self):
+        return self.route
+
+
+class RouteOfType(models.Manager):
+    def __init__(self, route_type):
+        super().__init__()
+        self.route_type = route_type
+
+    def get_queryset(self):
+        return super().get_queryset().filter(type=self.route_type)
+
+
+def route_proxy(route_type: str):
+    """A proxy model that sees and creates only routes of one type."""
+
+    class Meta:
+        proxy = True
+
+    def save(self, *args, **kwargs):
+        self.type = route_type
+        Route.save(self, *args, **kwargs)
+
+    name = f"{route_type.capitalize()}Route"
+    return type(
+        name,
+        (Route,),
+        {"__module__": __name__, "Meta": Meta, "objects": RouteOfType(route_type), "save": save,
+         "kind": f"{route_type}-routes"},
+    )
+
+
+HttpRoute = route_proxy(RouteType.HTTP)
+GrpcRoute = route_proxy(RouteType.GRPC)
+TcpRoute = route_proxy(RouteType.TCP)

@@ -1,0 +1,20 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from service import health
+
+api_v1 = [
+    path("", include("service.tenants.api.urls")),
+    path("", include("service.mesh.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+         name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+         name="redoc"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+]
