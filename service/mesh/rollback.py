@@ -57,9 +57,9 @@ def restore(tenant, kind, name, body, changes):
     serializer_class = serializer_for(kind)
     instance = serializer_class.Meta.model.objects.filter(tenant=tenant, name=name).first()
     if instance is not None and kind == "endpoint-groups":
-        body = {key: value for key, value in body.items() if key != "endpoints"}
+        body = {**body, "endpoints": serializer_class(instance).data["endpoints"]}
     before = meshes_of(instance) if instance else set()
-    serializer = serializer_class(instance, data=body, partial=instance is not None, context={"tenant": tenant})
+    serializer = serializer_class(instance, data=body, context={"tenant": tenant})
     try:
         serializer.is_valid(raise_exception=True)
     except serializers.ValidationError as exc:

@@ -10,6 +10,7 @@ Diff and rollback work on those manifests.
 """
 import hashlib
 import json
+import logging
 
 import jsonpatch
 from django.db import transaction
@@ -18,7 +19,9 @@ from django.db.models import F
 from service.mesh.models import (
     AutoscalingPolicy, BackendService, Change, EndpointGroup, HealthCheck, Mesh, ResourceVersion, Revision, Route,
 )
-from service.notices import ChangeNotice, get_bus
+from service.notices import ChangeNotice, NoticeBusError, get_bus
+
+logger = logging.getLogger(__name__)
 
 
 def resource_key(instance) -> str:
@@ -124,8 +127,17 @@ class ChangeSet:
             kinds=tuple(sorted(self.kinds)),
             resources=tuple(tuple(key.split("/", 1)) for key in sorted(self.resources)),
         )
-        transaction.on_commit(lambda: get_bus().publish(notice))
+        transaction.on_commit(lambda: publish(notice))
         return revision
+
+
+def publish(notice: ChangeNotice):
+    """After commit the change stands whatever happens here; a replica that
+    missed the notice catches up from the database when it reconnects."""
+    try:
+        get_bus().publish(notice)
+    except NoticeBusError:
+        logger.exception("could not publish %s; subscribers will catch up from the database", notice)
 
 
 def bodies(tenant, digests) -> dict[str, dict]:

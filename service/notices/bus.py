@@ -71,6 +71,9 @@ class NoticeBus(Protocol):
 
     def publish(self, notice: ChangeNotice) -> None: ...
 
+    def ping(self) -> None:
+        """Raise NoticeBusError unless a publish could go through now."""
+
     def subscribe(
         self, handler: Handler, *, on_reconnect: ReconnectHandler | None = None
     ) -> Subscription: ...
@@ -134,6 +137,9 @@ class InProcessBus:
         self._lock = threading.Lock()
         self._subscriptions: dict[int, _InProcessSubscription] = {}
         self._keys = itertools.count()
+
+    def ping(self) -> None:
+        """Always reachable: it lives in this process."""
 
     def publish(self, notice: ChangeNotice) -> None:
         check_notice(notice)

@@ -91,6 +91,12 @@ class RedisBus:
         except redis.RedisError as exc:
             raise NoticeBusError(f"could not publish to {self.channel!r}: {exc}") from exc
 
+    def ping(self) -> None:
+        try:
+            self._client.ping()
+        except redis.RedisError as exc:
+            raise NoticeBusError(f"Redis does not answer: {exc}") from exc
+
     def subscribe(
         self, handler: Handler, *, on_reconnect: ReconnectHandler | None = None
     ) -> Subscription:

@@ -38,6 +38,20 @@ class PolicyViewSet(TenantScopedViewSet):
         self.check_if_match(instance)
         return instance
 
+    def update(self, request, *args, **kwargs):
+        """PUT replaces; PATCH replaces the top-level fields it names. Both are
+        validated as a whole resource, so what is stored is always complete."""
+        instance = self.get_object()
+        data = request.data
+        if kwargs.get("partial"):
+            if not isinstance(data, dict):
+                raise serializers.ValidationError("Send a JSON object of the fields to change.", code="invalid")
+            data = {**self.get_serializer(instance).data, **data}
+        serializer = self.get_serializer(instance, data=data)
+        serializer.is_valid(raise_exception=True)
+        self.perform_update(serializer)
+        return Response(serializer.data)
+
     def check_if_match(self, instance):
         wanted = self.request.headers.get("If-Match")
         if self.request.method in ("GET", "HEAD", "OPTIONS") or wanted is None:

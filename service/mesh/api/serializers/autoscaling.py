@@ -57,8 +57,7 @@ class AutoscalingPolicySerializer(PolicySerializer):
         return group
 
     def validate(self, attrs):
-        low = attrs.get("min_replicas", getattr(self.instance, "min_replicas", 1))
-        high = attrs.get("max_replicas", getattr(self.instance, "max_replicas", None))
-        if high is not None and low > high:
+        low, high = attrs["min_replicas"], attrs["max_replicas"]
+        if low > high:
             raise invalid("min_replicas", f"min_replicas ({low}) is above max_replicas ({high}).", "min_above_max")
         return attrs

@@ -70,7 +70,7 @@ class Failover(Block):
 class BackendServiceSerializer(PolicySerializer):
     mesh = TenantSlugRelatedField(queryset=Mesh.objects.all())
     protocol = serializers.ChoiceField(PROTOCOLS, default="HTTP")
-    health_checks = TenantSlugRelatedField(queryset=HealthCheck.objects.all(), many=True, required=False)
+    health_checks = TenantSlugRelatedField(queryset=HealthCheck.objects.all(), many=True, required=False, default=list)
     backends = BackendBlock(many=True, required=False, default=list, max_length=100)
     locality_lb_policy = serializers.ChoiceField(LOCALITY_LB_POLICIES, default="ROUND_ROBIN")
     timeout_sec = duration(default=30, maximum=86400)
@@ -106,10 +106,9 @@ class BackendServiceSerializer(PolicySerializer):
         return validation.unique(backends, lambda backend: backend["endpoint_group"].name, "endpoint group")
 
     def validate(self, attrs):
-        merged = {**self.current_values(), **attrs}
-        affinity = merged["session_affinity"]
-        hashing = merged.get("consistent_hash")
-        if (affinity != "NONE" or hashing) and merged["locality_lb_policy"] not in HASHING_POLICIES:
+        affinity = attrs["session_affinity"]
+        hashing = attrs.get("consistent_hash")
+        if (affinity != "NONE" or hashing) and attrs["locality_lb_policy"] not in HASHING_POLICIES:
             raise invalid(
                 "locality_lb_policy",
                 "Session affinity and consistent hashing need locality_lb_policy RING_HASH or MAGLEV.",
@@ -121,35 +120,27 @@ class BackendServiceSerializer(PolicySerializer):
         if affinity == "HTTP_COOKIE" and not (hashing or {}).get("http_cookie"):
             raise invalid("consistent_hash.http_cookie", "HTTP_COOKIE affinity hashes this cookie; describe it.",
                           "required")
-        if merged["protocol"] == "TCP" and affinity in ("HTTP_COOKIE", "HEADER_FIELD", "GENERATED_COOKIE"):
+        if attrs["protocol"] == "TCP" and affinity in ("HTTP_COOKIE", "HEADER_FIELD", "GENERATED_COOKIE"):
             raise invalid("session_affinity", f"{affinity} affinity needs an HTTP protocol, not TCP.",
                           "protocol_mismatch")
         return attrs
 
-    def current_values(self):
-        if self.instance is None or not self.partial:
-            return {}
-        names = ["session_affinity", "consistent_hash", "locality_lb_policy", "protocol"]
-        return {name: getattr(self.instance, name) for name in names}
-
     def create(self, validated):
-        health_checks, backends = validated.pop("health_checks", []), validated.pop("backends", [])
+        health_checks, backends = validated.pop("health_checks"), validated.pop("backends")
         service = super().create(validated)
         save_links(service, health_checks, backends)
         return service
 
     def update(self, service, validated):
-        health_checks, backends = validated.pop("health_checks", None), validated.pop("backends", None)
+        health_checks, backends = validated.pop("health_checks"), validated.pop("backends")
         service = super().update(service, validated)
         save_links(service, health_checks, backends)
         return service
 
 
 def save_links(service, health_checks, backends):
-    if health_checks is not None:
-        service.health_checks.set(health_checks)
-    if backends is not None:
-        service.backends.all().delete()
-        Backend.objects.bulk_create(
-            [Backend(backend_service=service, position=position, **backend) for position, backend in enumerate(backends)]
-        )
+    service.health_checks.set(health_checks)
+    service.backends.all().delete()
+    Backend.objects.bulk_create(
+        [Backend(backend_service=service, position=position, **backend) for position, backend in enumerate(backends)]
+    )

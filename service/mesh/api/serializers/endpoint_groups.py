@@ -79,7 +79,7 @@ class EndpointGroupSerializer(PolicySerializer):
     max_rate_per_endpoint = serializers.FloatField(required=False, allow_null=True, min_value=0.001)
     capacity_scaler = serializers.FloatField(default=1.0, min_value=0.0, max_value=1.0)
     scaler = Scaler(required=False, allow_null=True)
-    endpoints = endpoint_list(EndpointSerializer, required=False)
+    endpoints = endpoint_list(EndpointSerializer, required=False, default=list)
 
     class Meta:
         model = EndpointGroup
@@ -90,16 +90,15 @@ class EndpointGroupSerializer(PolicySerializer):
         )
 
     def create(self, validated):
-        endpoints = validated.pop("endpoints", [])
+        endpoints = validated.pop("endpoints")
         group = super().create(validated)
         replace_endpoints(group, endpoints)
         return group
 
     def update(self, group, validated):
-        endpoints = validated.pop("endpoints", None)
+        endpoints = validated.pop("endpoints")
         group = super().update(group, validated)
-        if endpoints is not None:
-            replace_endpoints(group, endpoints)
+        replace_endpoints(group, endpoints)
         return group
 
 

@@ -53,13 +53,12 @@ class HealthCheckSerializer(PolicySerializer):
         )
 
     def validate(self, attrs):
-        merged = {**self.current_values(), **attrs}
-        present = [name for name in PROTOCOL_BLOCKS if merged.get(name)]
+        present = [name for name in PROTOCOL_BLOCKS if attrs.get(name)]
         if len(present) != 1:
             raise serializers.ValidationError(
                 f"Set exactly one of {', '.join(PROTOCOL_BLOCKS)}; this sets {len(present)}.", code="protocol_block"
             )
-        if merged["timeout_sec"] > merged["check_interval_sec"]:
+        if attrs["timeout_sec"] > attrs["check_interval_sec"]:
             raise serializers.ValidationError(
                 {"timeout_sec": [serializers.ErrorDetail(
                     "A probe's timeout cannot be longer than the interval between probes.", code="timeout_too_long"
@@ -67,7 +66,3 @@ class HealthCheckSerializer(PolicySerializer):
             )
         return attrs
 
-    def current_values(self):
-        if self.instance is None or not self.partial:
-            return {}
-        return {name: getattr(self.instance, name) for name in ["check_interval_sec", "timeout_sec", *PROTOCOL_BLOCKS]}

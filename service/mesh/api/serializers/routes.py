@@ -62,10 +62,8 @@ class RouteSerializer(PolicySerializer):
         return validation.unique(meshes, lambda mesh: mesh.name, "mesh")
 
     def validate(self, attrs):
-        meshes = attrs.get("meshes", self.instance.meshes.all() if self.instance else [])
-        rules = attrs.get("rules", self.instance.rules if self.instance else [])
-        attrs["destinations"] = self.resolve_destinations(rules, meshes)
-        self.check_claims(attrs, meshes)
+        attrs["destinations"] = self.resolve_destinations(attrs["rules"], attrs["meshes"])
+        self.check_claims(attrs, attrs["meshes"])
         return attrs
 
     def resolve_destinations(self, rules, meshes):
@@ -100,15 +98,14 @@ class RouteSerializer(PolicySerializer):
         return route
 
     def update(self, route, validated):
-        meshes, destinations = validated.pop("meshes", None), validated.pop("destinations")
+        meshes, destinations = validated.pop("meshes"), validated.pop("destinations")
         route = super().update(route, validated)
         save_links(route, meshes, destinations)
         return route
 
 
 def save_links(route, meshes, destinations):
-    if meshes is not None:
-        route.meshes.set(meshes)
+    route.meshes.set(meshes)
     route.destinations.set(destinations)
 
 
@@ -119,7 +116,7 @@ class HostnameRouteSerializer(RouteSerializer):
     hostnames = hostnames_field()
 
     def check_claims(self, attrs, meshes):
-        hostnames = attrs.get("hostnames", self.instance.hostnames if self.instance else [])
+        hostnames = attrs["hostnames"]
         mine = set(hostnames)
         for other in self.other_routes(meshes, [RouteType.HTTP, RouteType.GRPC]):
             clash = sorted(mine & set(other.hostnames))
@@ -163,8 +160,7 @@ class TcpRouteSerializer(RouteSerializer):
         fields = PolicySerializer.common_fields + ["meshes", "rules"] + PolicySerializer.metadata_fields
 
     def check_claims(self, attrs, meshes):
-        rules = attrs.get("rules", self.instance.rules if self.instance else [])
-        ports = set(tcp_ports(rules))
+        ports = set(tcp_ports(attrs["rules"]))
         for mesh in meshes:
             if mesh.interception_port in ports:
                 raise invalid("rules", f"Port {mesh.interception_port} is mesh '{mesh.name}''s interception port.",

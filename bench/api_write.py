@@ -1,0 +1,322 @@
+"""Route write latency and throughput of the REST API, served as in production.
+
+    python bench/api_write.py [--requests 2000] [--concurrency 8] [--json out.json]
+
+Makes its own database (``interlock_bench``, dropped and recreated each run on
+the server DATABASE_URL names), migrates it, starts ``interlock api`` (gunicorn
+gthread) as a subprocess on Redis, creates a tenant with the CLI, seeds a mesh
+with two endpoint groups and two backend services, and then measures, with K
+client threads in this process (keep-alive sessions):
+
+    healthz  GET /healthz: no database, no auth -- the framework+server floor
+    create   N POST /api/v1/http-routes, unique names and hostnames
+    update   N PATCH /api/v1/http-routes/<name>, new canary weights
+
+Every response status is checked; any non-2xx makes the run exit 1. The load
+stops at --max-seconds whatever is left, and the server is always stopped.
+"""
+import argparse
+import itertools
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import requests
+
+BENCH_DATABASE = "interlock_bench"
+AIM_WRITES_PER_SEC = 200
+AIM_P99_MS = 100.0
+MESH = "bench"
+SERVICES = ("bs1", "bs2")
+# The seed: a mesh, two endpoint groups, a backend service on each.
+SEED = [
+    ("meshes", {"name": MESH}),
+    *[("endpoint-groups", {"name": f"eg{i}",
+                           "locality": {"cloud": "aws", "region": "us-east-1", "zone": "us-east-1a"},
+                           "endpoints": [{"address": f"10.0.0.{i}", "port": 8080}]}) for i in (1, 2)],
+    *[("backend-services", {"name": name, "mesh": MESH, "backends": [{"endpoint_group": f"eg{i}"}]})
+      for i, name in enumerate(SERVICES, start=1)],
+]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--requests", type=int, default=2000, help="requests per phase (default 2000)")
+    cli.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
+    cli.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3: 2 cores + 1)")
+    cli.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    cli.add_argument("--max-seconds", type=float, default=120.0, help="wall-clock cap on the load (default 120)")
+    cli.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"),
+                     help="the Postgres server to use; the database name is always " + BENCH_DATABASE)
+    cli.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+    cli.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    return cli.parse_args(argv)
+
+
+# --- the server -------------------------------------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server and credentials, another database: the bench never
+    touches the database the caller's URL names."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def recreate_database(url: str) -> str:
+    bench_url = with_database(url, BENCH_DATABASE)
+    # DROP/CREATE DATABASE cannot run in a transaction, nor from inside the database itself.
+    with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+    return bench_url
+
+
+def raise_quota(bench_url: str, resources: int):
+    """The default quota (2000 policy resources) would refuse the last creates
+    of a 2000-route run; this bench measures writes, not quotas."""
+    with psycopg.connect(bench_url, autocommit=True) as conn:
+        conn.execute("UPDATE tenants_tenant SET max_resources = GREATEST(max_resources, %s)", (resources,))
+
+
+def interlock(env: dict, *args: str) -> str:
+    """Run the operator CLI (the `interlock` entry point) and return its stdout."""
+    done = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"interlock {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict, port: int, workers: int, threads: int, log) -> subprocess.Popen:
+    command = [sys.executable, "-m", "service.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--threads", str(threads)]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_ready(base: str, server: subprocess.Popen, timeout: float = 30.0):
+    """Until /readyz says the database and the notice bus answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the API server exited with {server.returncode} while starting")
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the API server was not ready after {timeout:.0f} s")
+
+
+def stop_server(server: subprocess.Popen):
+    # SIGTERM is gunicorn's graceful stop; it takes its workers down with it.
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# --- the load ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    planned: int
+    latencies_ms: list = field(default_factory=list)
+    failures: list = field(default_factory=list)  # (request index, status or exception, body excerpt)
+    seconds: float = 0.0
+    capped: bool = False  # stopped by the wall-clock cap before all requests were sent
+
+    @property
+    def done(self) -> int:
+        return len(self.latencies_ms)
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile, so p99 is a latency some request actually had."""
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "phase": self.name, "requests": self.done, "planned": self.planned, "failures": len(self.failures),
+            "seconds": round(self.seconds, 3), "per_sec": round(self.done / self.seconds, 1) if self.seconds else 0,
+            "p50_ms": round(self.percentile(0.50), 2), "p99_ms": round(self.percentile(0.99), 2),
+            "max_ms": round(max(self.latencies_ms, default=float("nan")), 2), "capped": self.capped,
+        }
+
+
+def run_phase(name: str, count: int, send, concurrency: int, deadline: float, sessions) -> Phase:
+    """`count` requests, `send(session, i)` each, from `concurrency` threads
+    that take the next index as soon as they are free (a closed loop)."""
+    phase = Phase(name, count)
+    indexes, lock = iter(range(count)), threading.Lock()
+
+    def client(session):
+        while True:
+            with lock:
+                i = next(indexes, None)
+                if i is not None and time.monotonic() > deadline:
+                    phase.capped, i = True, None
+            if i is None:
+                return
+            started = time.perf_counter()
+            try:
+                response = send(session, i)
+                status, body = response.status_code, response.text
+            except requests.RequestException as exc:
+                status, body = type(exc).__name__, str(exc)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            with lock:
+                phase.latencies_ms.append(elapsed_ms)
+                if not (isinstance(status, int) and 200 <= status < 300):
+                    phase.failures.append((i, status, body[:300]))
+
+    threads = [threading.Thread(target=client, args=(session,)) for session in sessions[:concurrency]]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def route_body(i: int, weight: int = 90) -> dict:
+    return {
+        "name": f"r{i}", "meshes": [MESH], "hostnames": [f"r{i}.bench.example"],
+        "rules": [{"matches": [{"prefix_match": "/"}],
+                   "action": {"destinations": [{"service_name": SERVICES[0], "weight": weight},
+                                               {"service_name": SERVICES[1], "weight": 100 - weight}]}}],
+    }
+
+
+def sessions_for(key: str, count: int) -> list:
+    """One keep-alive session per client thread (a Session is not thread-safe)."""
+    made = []
+    for _ in range(count):
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {key}"})
+        made.append(session)
+    return made
+
+
+def seed(base: str, session: requests.Session):
+    for path, body in SEED:
+        response = session.post(f"{base}/api/v1/{path}", json=body, timeout=30)
+        if response.status_code != 201:
+            raise SystemExit(f"seeding {path} {body['name']} failed: {response.status_code} {response.text[:500]}")
+
+
+def warm_up(base: str, sessions, rounds: int = 10):
+    """Each gunicorn worker imports lazily on its first requests; keep that out of the figures."""
+    for _ in range(rounds):
+        for session in sessions:
+            session.get(f"{base}/healthz", timeout=30)
+            session.get(f"{base}/api/v1/http-routes", timeout=30)
+
+
+def run_load(base: str, key: str, args) -> list[Phase]:
+    sessions = sessions_for(key, args.concurrency)
+    seed(base, sessions[0])
+    warm_up(base, sessions)
+    deadline = time.monotonic() + args.max_seconds
+    run = lambda name, count, send: run_phase(name, count, send, args.concurrency, deadline, sessions)  # noqa: E731
+    routes = f"{base}/api/v1/http-routes"
+    healthz = run("healthz", args.requests, lambda s, i: s.get(f"{base}/healthz", timeout=30))
+    creates = run("create", args.requests, lambda s, i: s.post(routes, json=route_body(i), timeout=30))
+    # Update only what was created (the cap may have cut the creates short);
+    # weights cycle 1..89, never the 90 they were created with, so every PATCH changes the route.
+    created = max(creates.done, 1)
+    updates = run("update", args.requests, lambda s, i: s.patch(
+        f"{routes}/r{i % created}", json={"rules": route_body(i, weight=1 + i % 89)["rules"]}, timeout=30))
+    return [healthz, creates, updates]
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+
+def aim(phase: Phase) -> str:
+    if phase.name == "healthz":
+        return "(floor)"
+    row = phase.summary()
+    met = row["per_sec"] >= AIM_WRITES_PER_SEC and row["p99_ms"] < AIM_P99_MS
+    return f"{'met' if met else 'NOT met'} (>= {AIM_WRITES_PER_SEC}/s, p99 < {AIM_P99_MS:.0f} ms)"
+
+
+def print_table(phases: list[Phase]):
+    print(f"\n{'phase':<8} {'requests':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  aim")
+    for phase in phases:
+        row = phase.summary()
+        capped = f"  [capped at {row['requests']}/{row['planned']}]" if phase.capped else ""
+        print(f"{row['phase']:<8} {row['requests']:>8} {row['per_sec']:>8.1f} {row['p50_ms']:>8.1f} "
+              f"{row['p99_ms']:>8.1f} {row['max_ms']:>8.1f}  {aim(phase)}{capped}")
+
+
+def report_failures(phases: list[Phase]) -> bool:
+    failed = False
+    for phase in phases:
+        if phase.failures:
+            failed = True
+            counts = {}
+            for _, status, _ in phase.failures:
+                counts[status] = counts.get(status, 0) + 1
+            i, status, body = phase.failures[0]
+            print(f"FAILED: {phase.name}: {len(phase.failures)} non-2xx responses {counts}; "
+                  f"first (request {i}): {status} {body}", file=sys.stderr)
+    return failed
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    bench_url = recreate_database(args.database_url)
+    env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": args.redis_url,
+           "API_KEY_RATE": "1000000/min",  # the bench measures writes, not the per-key limit
+           "DEBUG": "", "LOG_LEVEL": "WARNING"}
+    interlock(env, "migrate")
+    key = json.loads(interlock(env, "tenant", "create", "bench"))["api_key"]
+    raise_quota(bench_url, args.requests + len(SEED) + 100)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    print(f"interlock api: {args.workers} workers x {args.threads} threads (gthread) on {base}; "
+          f"clients: {args.concurrency} threads, {args.requests} requests per phase; "
+          f"database {BENCH_DATABASE}, redis {args.redis_url}", flush=True)
+    with tempfile.TemporaryFile("w+") as log:
+        server = start_server(env, port, args.workers, args.threads, log)
+        try:
+            wait_ready(base, server)
+            phases = run_load(base, key, args)
+        finally:
+            stop_server(server)
+            log.seek(0)
+            server_log = log.read()
+    print_table(phases)
+    if args.json:
+        config = {key: getattr(args, key) for key in ("requests", "concurrency", "workers", "threads", "max_seconds")}
+        with open(args.json, "w") as out:
+            json.dump({"config": config, "phases": [phase.summary() for phase in phases]}, out, indent=2)
+    if report_failures(phases):
+        print(f"server log (last 3000 characters):\n{server_log[-3000:]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
