@@ -66,6 +66,9 @@ else:
 
 # Where change notices go: "redis" when a Redis URL is configured, else in-process.
 NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
+# Pub/sub channels span a Redis server's databases: deployments sharing one
+# server (or test runs) keep apart by channel.
+NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
 
 USE_TZ = True
 TIME_ZONE = "UTC"

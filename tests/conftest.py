@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -17,7 +19,9 @@ class TenantClient(APIClient):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_notice_bus():
+def _fresh_notice_bus(settings):
+    # A channel of this test's own: concurrent test runs share the Redis server.
+    settings.NOTICE_CHANNEL = f"interlock-test:{uuid.uuid4().hex}"
     reset_bus()
     yield
     reset_bus()

@@ -27,7 +27,8 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if not header:
             return None
-        if len(header) != 2 or header[0] != self.keyword:
+        # Auth schemes are case-insensitive (RFC 9110, section 11.1).
+        if len(header) != 2 or header[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
         key = find_api_key(header[1])
         if key is None:

@@ -38,6 +38,9 @@ class Role(models.TextChoices):
 class Membership(TenantOwnedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # Kept per membership: users are shared across tenants, what a tenant
+    # records about one is not.
+    email = models.EmailField(blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_membership_per_user")]

@@ -38,6 +38,7 @@ class PolicyViewSet(TenantScopedViewSet):
         self.check_if_match(instance)
         return instance
 
+    @transaction.atomic
     def update(self, request, *args, **kwargs):
         """PUT replaces; PATCH replaces the top-level fields it names. Both are
         validated as a whole resource, so what is stored is always complete."""

@@ -51,13 +51,20 @@ def in_use(exc: ProtectedError) -> Response:
     )
 
 
+def join(path: str, key) -> str:
+    if isinstance(key, int):  # a list serializer reports items by index
+        return f"{path}[{key}]"
+    if key in ("non_field_errors", "__all__"):
+        return path
+    return f"{path}.{key}" if path else str(key)
+
+
 def flatten(detail, path="") -> list[dict]:
     """DRF's nested error detail as a flat list of field paths."""
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
-            key = "" if key in ("non_field_errors", "__all__") else str(key)
-            out += flatten(value, f"{path}.{key}" if path and key else (key or path))
+            out += flatten(value, join(path, key))
         return out
     if isinstance(detail, list):
         if all(isinstance(item, exceptions.ErrorDetail) for item in detail):

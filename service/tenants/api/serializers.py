@@ -48,7 +48,8 @@ class APIKeySerializer(CredentialSerializer):
         if not rate:
             return rate
         count, _, period = rate.partition("/")
-        if not count.isdigit() or int(count) < 1 or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
+        valid_count = count.isascii() and count.isdigit() and int(count) >= 1
+        if not valid_count or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day"):
             raise serializers.ValidationError("Write the rate as '<requests>/<s|min|hour|day>'.", code="invalid_rate")
         return rate
 
@@ -64,7 +65,7 @@ class NodeTokenSerializer(CredentialSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", max_length=150)
-    email = serializers.EmailField(source="user.email", required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
 
     class Meta:
         model = Membership
@@ -76,6 +77,9 @@ class MembershipSerializer(serializers.ModelSerializer):
         if role == Role.OWNER and creator.role != Role.OWNER:
             raise serializers.ValidationError("Only an owner can make another owner.", code="role_too_high")
         return role
+
+    def validate_email(self, email):
+        return email.lower()
 
     def validate(self, attrs):
         username = attrs.get("user", {}).get("username")
@@ -89,9 +93,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
     def create(self, validated):
         user_fields = validated.pop("user")
-        user, _ = get_user_model().objects.get_or_create(
-            username=user_fields["username"], defaults={"email": user_fields.get("email", "")}
-        )
+        user, _ = get_user_model().objects.get_or_create(username=user_fields["username"])
         return Membership.objects.create(user=user, **validated)
 
     def update(self, instance, validated):

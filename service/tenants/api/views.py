@@ -1,5 +1,5 @@
 from django.db import transaction
-from rest_framework import generics, status
+from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 
 from service.tenants.api.serializers import (
@@ -46,6 +46,10 @@ class APIKeyViewSet(CredentialViewSet):
     read_role = Role.ADMIN
     secret_field = "key"
 
+    def perform_destroy(self, instance):
+        refuse_touching_owners(self.request, instance)
+        super().perform_destroy(instance)
+
     def issue(self, data):
         return issue_api_key(self.tenant, created_by=self.request.user, **data)
 
@@ -59,12 +63,28 @@ class NodeTokenViewSet(CredentialViewSet):
         return issue_node_token(self.tenant, data["mesh"], data["name"])
 
 
+def refuse_touching_owners(request, record):
+    """Only an owner may change or remove what has the owner role, so that no
+    admin can lock the owners out."""
+    if record.role == Role.OWNER and request.auth.role != Role.OWNER:
+        raise exceptions.PermissionDenied("Only an owner can change or remove an owner.")
+
+
 class MembershipViewSet(TenantScopedViewSet):
     queryset = Membership.objects.select_related("user")
     serializer_class = MembershipSerializer
     write_role = Role.ADMIN
+    read_role = Role.ADMIN
     lookup_field = "user__username"
     lookup_url_kwarg = "username"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def perform_update(self, serializer):
+        refuse_touching_owners(self.request, serializer.instance)
+        super().perform_update(serializer)
+
+    def perform_destroy(self, instance):
+        refuse_touching_owners(self.request, instance)
+        super().perform_destroy(instance)
 
 
