@@ -6,6 +6,7 @@ from django.db import transaction
 from rest_framework import exceptions, viewsets
 
 from service.tenants import quotas
+from service.tenants.api.parsers import unstorable
 from service.tenants.models import Role
 
 
@@ -17,6 +18,8 @@ class TenantScopedViewSet(viewsets.ModelViewSet):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.tenant = request.tenant
+        if any(unstorable(str(value)) for value in kwargs.values()):
+            raise exceptions.NotFound()  # no name can hold such characters
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

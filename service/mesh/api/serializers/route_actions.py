@@ -33,9 +33,13 @@ def destinations(**kwargs):
     return block_list(Destination, "destination", key=lambda d: d["service_name"], max_length=100, **kwargs)
 
 
+INT64 = 2**63
+
+
 class RangeMatch(Block):
-    start = serializers.IntegerField()
-    end = serializers.IntegerField()
+    # envoy.type.v3.Int64Range
+    start = serializers.IntegerField(min_value=-INT64, max_value=INT64 - 1)
+    end = serializers.IntegerField(min_value=-INT64, max_value=INT64 - 1)
 
     def validate(self, attrs):
         if attrs["start"] >= attrs["end"]:
