@@ -25,6 +25,7 @@ def rollback(mesh: Mesh, number: int, actor: str):
     target = mesh.revisions.get(number=number).manifest
     current = manifest(mesh)
     changes = ChangeSet(mesh.tenant, actor, "rollback", f"{mesh.kind}/{mesh.name}")
+    changes.mesh_ids.add(mesh.pk)  # a rollback is a revision even when nothing differs
     for kind in ROUTE_KINDS:
         for name in of_kind(current.keys() - target.keys(), kind):
             detach_route(mesh, Route.objects.get(tenant=mesh.tenant, type=kind.split("-")[0], name=name), changes)

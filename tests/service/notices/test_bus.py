@@ -573,9 +573,10 @@ def test_get_bus_inprocess_is_a_singleton(settings, fresh_bus):
 def test_get_bus_redis(settings, fresh_bus):
     settings.NOTICE_BUS = "redis"
     settings.REDIS_URL = REDIS_URL
+    settings.NOTICE_CHANNEL = "interlock:notices:test-get-bus"
     bus = get_bus()
     assert isinstance(bus, RedisBus)
-    assert bus.url == REDIS_URL and bus.channel == "interlock:notices"
+    assert bus.url == REDIS_URL and bus.channel == "interlock:notices:test-get-bus"
     assert get_bus() is bus
 
 
