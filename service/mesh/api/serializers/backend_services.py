@@ -80,6 +80,8 @@ class BackendServiceSerializer(PolicySerializer):
     consistent_hash = ConsistentHash(required=False, allow_null=True)
     failover = Failover(required=False, allow_null=True)
 
+    link_fields = ("health_checks", "backends")
+
     class Meta:
         model = BackendService
         fields = (
@@ -125,22 +127,9 @@ class BackendServiceSerializer(PolicySerializer):
                           "protocol_mismatch")
         return attrs
 
-    def create(self, validated):
-        health_checks, backends = validated.pop("health_checks"), validated.pop("backends")
-        service = super().create(validated)
-        save_links(service, health_checks, backends)
-        return service
-
-    def update(self, service, validated):
-        health_checks, backends = validated.pop("health_checks"), validated.pop("backends")
-        service = super().update(service, validated)
-        save_links(service, health_checks, backends)
-        return service
-
-
-def save_links(service, health_checks, backends):
-    service.health_checks.set(health_checks)
-    service.backends.all().delete()
-    Backend.objects.bulk_create(
-        [Backend(backend_service=service, position=position, **backend) for position, backend in enumerate(backends)]
-    )
+    def save_links(self, service, health_checks, backends):
+        service.health_checks.set(health_checks)
+        service.backends.all().delete()
+        Backend.objects.bulk_create(
+            [Backend(backend_service=service, position=position, **backend) for position, backend in enumerate(backends)]
+        )

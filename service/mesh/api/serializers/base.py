@@ -69,6 +69,9 @@ class PolicySerializer(serializers.ModelSerializer):
     )
     etag = serializers.CharField(source="version", read_only=True)
 
+    # Fields saved as rows of their own (references, endpoints), after the resource.
+    link_fields: tuple[str, ...] = ()
+
     common_fields = ["name", "description", "labels"]
     metadata_fields = ["etag", "created_at", "updated_at"]
 
@@ -86,6 +89,21 @@ class PolicySerializer(serializers.ModelSerializer):
         if self.Meta.model.objects.filter(tenant=self.tenant, name=name).exists():
             raise serializers.ValidationError(f"There is already one named '{name}'.", code="duplicate")
         return name
+
+    def create(self, validated):
+        links = {name: validated.pop(name) for name in self.link_fields}
+        instance = super().create(validated)
+        self.save_links(instance, **links)
+        return instance
+
+    def update(self, instance, validated):
+        links = {name: validated.pop(name) for name in self.link_fields}
+        instance = super().update(instance, validated)
+        self.save_links(instance, **links)
+        return instance
+
+    def save_links(self, instance, **links):
+        """Replace the instance's link rows with `links`."""
 
     def policy_body(self, instance) -> dict:
         """The representation whose content hash versions the resource."""

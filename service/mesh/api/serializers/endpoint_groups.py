@@ -81,6 +81,8 @@ class EndpointGroupSerializer(PolicySerializer):
     scaler = Scaler(required=False, allow_null=True)
     endpoints = endpoint_list(EndpointSerializer, required=False, default=list)
 
+    link_fields = ("endpoints",)
+
     class Meta:
         model = EndpointGroup
         fields = (
@@ -89,22 +91,9 @@ class EndpointGroupSerializer(PolicySerializer):
             + PolicySerializer.metadata_fields
         )
 
-    def create(self, validated):
-        endpoints = validated.pop("endpoints")
-        group = super().create(validated)
-        replace_endpoints(group, endpoints)
-        return group
-
-    def update(self, group, validated):
-        endpoints = validated.pop("endpoints")
-        group = super().update(group, validated)
-        replace_endpoints(group, endpoints)
-        return group
-
-
-def replace_endpoints(group, endpoints):
-    group.endpoints.all().delete()
-    attach_endpoints(group, endpoints)
+    def save_links(self, group, endpoints):
+        group.endpoints.all().delete()
+        attach_endpoints(group, endpoints)
 
 
 def attach_endpoints(group, endpoints):

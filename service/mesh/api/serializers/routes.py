@@ -53,6 +53,7 @@ def referenced_services(rules):
 
 class RouteSerializer(PolicySerializer):
     route_type = ""
+    link_fields = ("meshes", "destinations")
     # Protocols of the backend services this kind of route may send traffic to.
     protocols: tuple[str, ...] = ()
 
@@ -91,22 +92,9 @@ class RouteSerializer(PolicySerializer):
     def check_claims(self, attrs, meshes):
         """What a route claims in its meshes (hostnames, ports) no other may."""
 
-    def create(self, validated):
-        meshes, destinations = validated.pop("meshes"), validated.pop("destinations")
-        route = super().create(validated)
-        save_links(route, meshes, destinations)
-        return route
-
-    def update(self, route, validated):
-        meshes, destinations = validated.pop("meshes"), validated.pop("destinations")
-        route = super().update(route, validated)
-        save_links(route, meshes, destinations)
-        return route
-
-
-def save_links(route, meshes, destinations):
-    route.meshes.set(meshes)
-    route.destinations.set(destinations)
+    def save_links(self, route, meshes, destinations):
+        route.meshes.set(meshes)
+        route.destinations.set(destinations)
 
 
 class HostnameRouteSerializer(RouteSerializer):
