@@ -18,7 +18,8 @@ def counted_models(quota: str):
     return [
         model
         for model in apps.get_models()
-        if issubclass(model, TenantOwnedModel) and model.quota == quota
+        # Proxy models share their concrete model's table; count it once.
+        if issubclass(model, TenantOwnedModel) and model.quota == quota and not model._meta.proxy
     ]
 
 
