@@ -212,6 +212,7 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     @transaction.atomic
     def rollback(self, request, mesh_name=None, number=None):
+        quotas.lock_tenant(request.tenant)  # tenant before meshes, as every write locks them
         mesh = Mesh.objects.select_for_update().get(pk=self.get_object().mesh_id)
         revision = rollbacks.rollback(mesh, int(number), actor(request))
         return Response(self.get_serializer(revision).data, status=201)

@@ -7,6 +7,7 @@ from service.mesh import validation
 from service.mesh.api.serializers import route_actions as actions
 from service.mesh.api.serializers.base import Block, PolicySerializer, invalid
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, Route, RouteType, TcpRoute
+from service.tenants import quotas
 from service.tenants.api.fields import TenantSlugRelatedField
 
 
@@ -51,6 +52,14 @@ def referenced_services(rules):
             yield f"rules[{i}].action.request_mirror_policy.destination.service_name", mirror["destination"]["service_name"]
 
 
+def lock_claims(tenant, meshes):
+    """Two routes racing for one hostname or port must not both pass the
+    check: lock the meshes until commit. The tenant first, as every create
+    does, so that locks are always taken tenant, then meshes in id order."""
+    quotas.lock_tenant(tenant)
+    list(Mesh.objects.select_for_update().filter(pk__in=[mesh.pk for mesh in meshes]).order_by("pk"))
+
+
 class RouteSerializer(PolicySerializer):
     route_type = ""
     link_fields = ("meshes", "destinations")
@@ -64,6 +73,7 @@ class RouteSerializer(PolicySerializer):
 
     def validate(self, attrs):
         attrs["destinations"] = self.resolve_destinations(attrs["rules"], attrs["meshes"])
+        lock_claims(self.tenant, attrs["meshes"])
         self.check_claims(attrs, attrs["meshes"])
         return attrs
 
