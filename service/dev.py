@@ -92,18 +92,21 @@ def seed_demo(base: str):
           f"Press Ctrl-C to stop.", flush=True)
 
 
-def demo_policy():
-    group = lambda name, region, octet: {  # noqa: E731
+def demo_group(name, region, octet):
+    return {
         "name": name,
         "locality": {"cloud": "aws", "region": region, "zone": f"{region}a"},
         "max_rate_per_endpoint": 100,
         "endpoints": [{"address": f"127.0.0.{octet}", "port": 8080}],
     }
+
+
+def demo_policy():
     return [
         ("meshes", {"name": "demo", "description": "The demo tenant's mesh"}),
         ("health-checks", {"name": "http-ok", "http_health_check": {"port": 8080, "request_path": "/healthz"}}),
-        ("endpoint-groups", group("shop-v1-east", "us-east-1", 11)),
-        ("endpoint-groups", group("shop-v2-west", "us-west-2", 12)),
+        ("endpoint-groups", demo_group("shop-v1-east", "us-east-1", 11)),
+        ("endpoint-groups", demo_group("shop-v2-west", "us-west-2", 12)),
         ("backend-services", {"name": "shop-v1", "mesh": "demo", "health_checks": ["http-ok"],
                               "backends": [{"endpoint_group": "shop-v1-east"}]}),
         ("backend-services", {"name": "shop-v2", "mesh": "demo", "health_checks": ["http-ok"],

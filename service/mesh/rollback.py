@@ -38,7 +38,7 @@ def rollback(mesh: Mesh, number: int, actor: str):
         service = BackendService.objects.get(tenant=mesh.tenant, name=name)
         before = meshes_of(service)
         service.delete()
-        changes.deleted(f"{service.kind}/{name}", service.kind, before)
+        changes.deleted(service, before)
     revisions = changes.commit()
     return next(revision for revision in revisions if revision.mesh_id == mesh.pk)
 
@@ -49,9 +49,8 @@ def detach_route(mesh, route, changes):
         route.meshes.remove(mesh)
         changes.saved(route, before)
     else:
-        key = f"{route.kind}/{route.name}"
         route.delete()
-        changes.deleted(key, key.split("/")[0], before)
+        changes.deleted(route, before)
 
 
 def restore(tenant, kind, name, body, changes):

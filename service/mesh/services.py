@@ -102,9 +102,9 @@ class ChangeSet:
         self.kinds.add(instance.kind)
         self.mesh_ids |= set(meshes_before) | meshes_of(instance)
 
-    def deleted(self, key: str, kind: str, meshes_before):
-        self.resources[key] = ""
-        self.kinds.add(kind)
+    def deleted(self, instance, meshes_before):
+        self.resources[resource_key(instance)] = ""
+        self.kinds.add(instance.kind)
         self.mesh_ids |= set(meshes_before)
 
     def commit(self) -> list[Revision]:

@@ -1,6 +1,8 @@
 """Per-tenant quotas. Each tenant-owned model names the quota its rows count
 against (`quota = "resources"`); a create takes the tenant's row lock, then
 counts, so two concurrent creates cannot both slip under the limit."""
+import functools
+
 from django.apps import apps
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -14,6 +16,7 @@ class QuotaExceeded(APIException):
     default_code = "quota_exceeded"
 
 
+@functools.cache
 def counted_models(quota: str):
     return [
         model

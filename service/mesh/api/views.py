@@ -1,6 +1,7 @@
 """The policy endpoints: a few declarative lines each on PolicyViewSet, which
 adds ETags, If-Match and the revision bookkeeping to the tenant-scoped base."""
 from django.db import transaction
+from django.utils.functional import cached_property
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -74,7 +75,7 @@ class PolicyViewSet(TenantScopedViewSet):
     def written(self, action, instance, before):
         changes = ChangeSet(self.tenant, actor(self.request), action, resource_key(instance))
         if action == "delete":
-            changes.deleted(resource_key(instance), instance.kind, before)
+            changes.deleted(instance, before)
         else:
             changes.saved(instance, before or set())
         changes.commit()
@@ -191,7 +192,7 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return Revision.objects.none()
         return Revision.objects.filter(mesh=self.mesh).select_related("mesh", "change")
 
-    @property
+    @cached_property
     def mesh(self):
         return get_object_or_404(Mesh.objects.filter(tenant=self.request.tenant), name=self.kwargs["mesh_name"])
 

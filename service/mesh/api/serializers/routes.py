@@ -116,7 +116,7 @@ class HostnameRouteSerializer(RouteSerializer):
     def check_claims(self, attrs, meshes):
         hostnames = attrs["hostnames"]
         mine = set(hostnames)
-        for other in self.other_routes(meshes, [RouteType.HTTP, RouteType.GRPC]):
+        for other in self.other_routes(meshes, [RouteType.HTTP, RouteType.GRPC]).only("type", "name", "hostnames"):
             clash = sorted(mine & set(other.hostnames))
             if clash:
                 index = hostnames.index(clash[0])
