@@ -1,0 +1,1 @@
+"""Terraform for Interlock: the provider, HCL examples and a CDKTF app."""

@@ -1,0 +1,1 @@
+"""A CDKTF app that declares the example mesh through the Interlock provider."""

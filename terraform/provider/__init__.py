@@ -1,0 +1,1 @@
+"""The Interlock Terraform provider, on the `tf` framework (docs/terraform.md)."""

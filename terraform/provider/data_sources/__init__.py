@@ -1,0 +1,1 @@
+"""The data sources: a mesh, and a proxy bootstrap."""
