@@ -1,0 +1,221 @@
+"""A mesh's stored policy as plain immutable values: the one module of the xDS
+side that reads the ORM.
+
+:func:`load_policy` reads everything the proxies of one mesh depend on in one
+consistent read and returns a :class:`MeshPolicy`; translation
+(``translate.py``) is a pure function of that value. The shapes follow the
+API's (``docs/api.md``): nested blocks the API stores as JSON (route rules,
+circuit breakers, ...) stay JSON, frozen (:func:`freeze`), so translation reads
+them with the same keys the API documents.
+
+Values compare by content, and cheaply: translation decides what to rebuild by
+comparing a service or route with the one of the previous policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from django.db import connection, transaction
+
+# What an endpoint's health is until workers record verdicts (Envoy's
+# core.v3.HealthStatus names; UNKNOWN endpoints receive traffic).
+UNKNOWN = "UNKNOWN"
+
+
+class FrozenDict(dict):
+    """A JSON object that cannot change. A dict underneath, so equality is
+    the dict's own (fast, in C) and reading it is plain dict reading."""
+
+    __slots__ = ()
+
+    def _immutable(self, *args, **kwargs):
+        raise TypeError("policy values are immutable")
+
+    __setitem__ = __delitem__ = __ior__ = _immutable
+    clear = pop = popitem = setdefault = update = _immutable
+
+    def __hash__(self):
+        return hash(frozenset(self.items()))
+
+    def __repr__(self):
+        return f"FrozenDict({dict.__repr__(self)})"
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
+EMPTY = FrozenDict()
+
+
+def freeze(value: Any) -> Any:
+    """JSON (dicts, lists, scalars) as immutable values: FrozenDict and tuples."""
+    if isinstance(value, dict):
+        return FrozenDict((key, freeze(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of :func:`freeze`, for protobuf's Struct."""
+    if isinstance(value, dict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(item) for item in value]
+    return value
+
+
+# The parts of a mesh are named tuples: immutable, and compared in C, which is
+# what lets translate() check a thousand services for changes in a millisecond.
+
+
+class Locality(NamedTuple):
+    cloud: str = ""
+    region: str = ""
+    zone: str = ""
+
+
+class EndpointPolicy(NamedTuple):
+    address: str  # an IP address, or a DNS name
+    port: int
+    weight: int = 1
+    metadata: FrozenDict = EMPTY
+    health: str = UNKNOWN
+
+
+class BackendPolicy(NamedTuple):
+    """One endpoint group as one backend service uses it."""
+
+    group: str
+    locality: Locality
+    endpoints: tuple[EndpointPolicy, ...]
+    # The backend's capacity scaler times the group's: 0 drains the backend.
+    capacity: float = 1.0
+    preference: str = "DEFAULT"  # or PREFERRED
+
+
+class ServicePolicy(NamedTuple):
+    name: str
+    protocol: str = "HTTP"  # HTTP, HTTP2, GRPC, TCP
+    locality_lb_policy: str = "ROUND_ROBIN"
+    timeout_sec: float = 30.0
+    session_affinity: str = "NONE"
+    circuit_breakers: FrozenDict | None = None
+    outlier_detection: FrozenDict | None = None
+    consistent_hash: FrozenDict | None = None
+    failover: FrozenDict | None = None
+    backends: tuple[BackendPolicy, ...] = ()
+
+
+class RoutePolicy(NamedTuple):
+    type: str  # http, grpc, tcp
+    name: str
+    hostnames: tuple[str, ...]
+    rules: tuple[FrozenDict, ...]
+
+    @property
+    def kind(self) -> str:
+        return f"{self.type}-routes"
+
+
+@dataclass(frozen=True)
+class MeshPolicy:
+    """Everything the proxies of one mesh are configured from; services by
+    name, routes by (type, name)."""
+
+    tenant: str
+    mesh: str
+    revision: int
+    interception_port: int = 15001
+    services: tuple[ServicePolicy, ...] = ()
+    routes: tuple[RoutePolicy, ...] = ()
+
+
+def load_policy(tenant: str, mesh: str) -> MeshPolicy | None:
+    """The stored policy of ``tenant``'s mesh ``mesh``, or None when there is
+    no such mesh (any more)."""
+    # Imported here so that translation, which needs only the values above,
+    # runs without Django's app registry (the benchmark, pure tests).
+    from service.mesh.models import Mesh
+
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            _one_consistent_read()
+        found = Mesh.objects.filter(tenant__name=tenant, name=mesh).first()
+        if found is None:
+            return None
+        return MeshPolicy(
+            tenant=tenant,
+            mesh=mesh,
+            revision=found.revision,
+            interception_port=found.interception_port,
+            services=_services(found),
+            routes=_routes(found),
+        )
+
+
+def _one_consistent_read():
+    """Several queries, one state of the database: a write committing between
+    them must not leave a route pointing at a service we did not read.
+    (SQLite transactions see one state anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+# Rows are read as values, not model instances, and JSON only where it is not
+# empty: at a thousand services, decoding every endpoint's `{}` metadata and
+# building model objects cost more than the queries.
+
+
+def _services(mesh) -> tuple[ServicePolicy, ...]:
+    from service.mesh.models import Backend, BackendService
+
+    backends: dict[int, list[tuple]] = {}
+    rows = Backend.objects.filter(backend_service__mesh=mesh).order_by("backend_service_id", "position")
+    for service_id, *backend in rows.values_list(
+            "backend_service_id", "endpoint_group_id", "endpoint_group__name", "endpoint_group__cloud",
+            "endpoint_group__region", "endpoint_group__zone", "capacity_scaler", "endpoint_group__capacity_scaler",
+            "preference"):
+        backends.setdefault(service_id, []).append(backend)
+    endpoints = _endpoints_by_group({backend[0] for group in backends.values() for backend in group})
+    services = BackendService.objects.filter(mesh=mesh).order_by("name").values_list(
+        "pk", "name", "protocol", "locality_lb_policy", "timeout_sec", "session_affinity", "circuit_breakers",
+        "outlier_detection", "consistent_hash", "failover")
+    return tuple(
+        ServicePolicy(name, protocol, lb_policy, timeout_sec, affinity, freeze(breakers), freeze(outliers),
+                      freeze(hashing), freeze(failover),
+                      backends=tuple(_backend(row, endpoints) for row in backends.get(pk, ())))
+        for pk, name, protocol, lb_policy, timeout_sec, affinity, breakers, outliers, hashing, failover in services
+    )
+
+
+def _backend(row: tuple, endpoints: dict[int, tuple[EndpointPolicy, ...]]) -> BackendPolicy:
+    group_id, group, cloud, region, zone, backend_scaler, group_scaler, preference = row
+    return BackendPolicy(group, Locality(cloud, region, zone), endpoints.get(group_id, ()),
+                         capacity=backend_scaler * group_scaler, preference=preference)
+
+
+def _endpoints_by_group(group_ids: set[int]) -> dict[int, tuple[EndpointPolicy, ...]]:
+    from service.mesh.models import Endpoint
+
+    in_groups = Endpoint.objects.filter(group_id__in=group_ids)
+    metadata = dict(in_groups.exclude(metadata={}).values_list("pk", "metadata"))
+    found: dict[int, list[EndpointPolicy]] = {}
+    rows = in_groups.order_by("group_id", "address", "port").values_list("pk", "group_id", "address", "port", "weight")
+    for pk, group_id, address, port, weight in rows:
+        found.setdefault(group_id, []).append(
+            EndpointPolicy(address, port, weight, freeze(metadata[pk]) if pk in metadata else EMPTY))
+    return {group_id: tuple(items) for group_id, items in found.items()}
+
+
+def _routes(mesh) -> tuple[RoutePolicy, ...]:
+    from service.mesh.models import Route
+
+    rows = Route.objects.filter(meshes=mesh).order_by("type", "name").values_list("type", "name", "hostnames", "rules")
+    return tuple(
+        RoutePolicy(type=route_type, name=name, hostnames=tuple(hostnames or ()), rules=freeze(rules))
+        for route_type, name, hostnames, rules in rows
+    )
