@@ -14,7 +14,8 @@ import os
 import re
 from dataclasses import dataclass
 
-XDS_CLUSTER = "interlock-xds"
+# An underscore, which no backend service name can hold: the two cannot collide.
+XDS_CLUSTER = "interlock_xds"
 LOOPBACK = "127.0.0.1"
 
 # The rule of service.mesh.validation.resource_name (RFC 1035 labels), which
@@ -82,7 +83,7 @@ def node_id(options: BootstrapOptions) -> str:
 
 
 def envoy_bootstrap(options: BootstrapOptions) -> dict:
-    """An Envoy v3 bootstrap: ADS to the `interlock-xds` cluster, admin on loopback."""
+    """An Envoy v3 bootstrap: ADS to the `interlock_xds` cluster, admin on loopback."""
     server = _validate(options)
     _check_port("admin_port", options.admin_port, allow_zero=True)
     return {
@@ -219,8 +220,9 @@ def _socket_address(host: str, port: int) -> dict:
 
 def _validate(options: BootstrapOptions) -> _Server:
     server = _parse_server(options.server)
-    for field in ("tenant", "mesh", "node"):
+    for field in ("tenant", "mesh"):
         _check_name(field, getattr(options, field))
+    _check_node_name(options.node)
     _check_token(options.token)
     for field in ("cloud", "region", "zone"):
         _check_label(field, getattr(options, field))
@@ -264,6 +266,13 @@ def _check_name(field: str, value):
             f"invalid name {value!r}: use 1 to 63 lowercase letters, digits or hyphens, "
             "starting with a letter and not ending with a hyphen.",
         )
+
+
+def _check_node_name(value):
+    # A node is named by its operator, usually after its host: `$(hostname)`
+    # on EC2 gives ip-10-0-0-7.ec2.internal, so any DNS name will do.
+    if not isinstance(value, str) or not _is_dns_name(value):
+        raise BootstrapError("node", f"invalid name {value!r}: use a DNS name (letters, digits, hyphens and dots).")
 
 
 def _check_token(token):

@@ -32,6 +32,11 @@ def test_envoy_node_identity_and_locality(options):
     }
 
 
+def test_a_node_may_be_named_after_its_host(options):
+    named = dataclasses.replace(options, node="ip-10-0-0-7.ec2.internal")
+    assert envoy_bootstrap(named)["node"]["id"] == "tenants/acme/meshes/prod/nodes/ip-10-0-0-7.ec2.internal"
+
+
 def test_empty_locality_and_cloud_are_left_out(options):
     node = envoy_bootstrap(dataclasses.replace(options, cloud="", region="", zone=""))["node"]
     assert "locality" not in node and node["metadata"] == {}
@@ -54,7 +59,7 @@ def test_envoy_ads_delta(options):
 def test_envoy_token_is_bearer_metadata_of_the_xds_service(options):
     document = envoy_bootstrap(options)
     (service,) = document["dynamic_resources"]["ads_config"]["grpc_services"]
-    assert service["envoy_grpc"]["cluster_name"] == "interlock-xds"
+    assert service["envoy_grpc"]["cluster_name"] == "interlock_xds"
     assert service["initial_metadata"] == [{"key": "authorization", "value": f"Bearer {TOKEN}"}]
     # Nowhere else: node metadata is echoed in admin /server_info and config dumps.
     assert str(document).count(TOKEN) == 1
@@ -67,7 +72,7 @@ def test_envoy_admin_on_loopback(options):
 
 def test_envoy_plaintext_cluster_by_name_is_resolved(options):
     cluster = xds_cluster(envoy_bootstrap(options))
-    assert cluster["name"] == "interlock-xds"
+    assert cluster["name"] == "interlock_xds"
     assert cluster["type"] == "LOGICAL_DNS"
     address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     assert address == {"socket_address": {"address": "xds.example.com", "port_value": 443}}
@@ -172,6 +177,7 @@ BAD_OPTIONS = [
     ("mesh", "", "invalid name"),
     ("node", "web_1", "invalid name"),
     ("node", "a" * 64, "invalid name"),
+    ("node", "ip-10-0-0-7..internal", "invalid name"),
     ("token", "", "no node token"),
     ("token", "ilk_0123456789ab_secret", "not an Interlock node token"),
     ("token", "ilt_0123456789ab_with space", "not an Interlock node token"),

@@ -72,7 +72,7 @@ BAD_INPUT = [
     (["envoy", *BASE], "--token: no node token: give --token-file FILE, --token or set $INTERLOCK_NODE_TOKEN."),
     (["envoy", *BASE, "--token", "hunter2"], "--token: not an Interlock node token"),
     (["envoy", *BASE, "--token-file", "/nonexistent/token"], "--token-file: /nonexistent/token: no such file."),
-    (["envoy", *BASE[:-1], "Web-1", "--token", TOKEN], "--node: invalid name 'Web-1'"),
+    (["envoy", *BASE[:-1], "web_1", "--token", TOKEN], "--node: invalid name 'web_1'"),
     (["grpc", "--server", "xds:http", *BASE[2:], "--token", TOKEN], "--server: 'xds:http' is not host:port"),
     (["envoy", *BASE, "--token", TOKEN, "--tls-ca", "/nonexistent/ca.pem"], "--tls-ca: /nonexistent/ca.pem: no such file."),
     (["envoy", *BASE, "--token", TOKEN, "--admin-port", "99999"], "--admin-port: port 99999 is not between 0 and 65535."),

@@ -74,14 +74,14 @@ def test_envoy_streams_over_tls_verified_by_the_ca(options, tls_ads_server, pki,
     with envoy.start(bootstrap) as proxy:
         proxy.wait_admin()
         stream = tls_ads_server.recorder.next_stream()
-        handshakes = stat(proxy, "cluster.interlock-xds.ssl.handshake")
+        handshakes = stat(proxy, "cluster.interlock_xds.ssl.handshake")
     assert stream.metadata["authorization"] == f"Bearer {TOKEN}"
     assert handshakes >= 1
 
 
 @pytest.mark.parametrize(
     "mismatch, failure_stat",
-    [("ca", "cluster.interlock-xds.ssl.fail_verify_error"), ("name", "cluster.interlock-xds.ssl.fail_verify_san")],
+    [("ca", "cluster.interlock_xds.ssl.fail_verify_error"), ("name", "cluster.interlock_xds.ssl.fail_verify_san")],
 )
 def test_envoy_refuses_a_server_its_ca_or_name_does_not_vouch_for(
     options, tls_ads_server, pki, tmp_path, mismatch, failure_stat
