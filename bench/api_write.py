@@ -9,14 +9,20 @@ with two endpoint groups and two backend services, and then measures, with K
 client threads in this process (keep-alive sessions):
 
     healthz  GET /healthz: no database, no auth -- the framework+server floor
+    one-row  N POST /bench/one-row: the peer, the smallest DRF write (auth, rate
+             limit, a two-field serializer, one INSERT in a transaction;
+             bench/api_write_peer.py, served beside the API by the same server)
     create   N POST /api/v1/http-routes, unique names and hostnames
     update   N PATCH /api/v1/http-routes/<name>, new canary weights
 
-Every response status is checked; any non-2xx makes the run exit 1. The load
-stops at --max-seconds whatever is left, and the server is always stopped.
+Besides latency and throughput it reports the CPU each request cost: the API
+server's processes, the Postgres backends serving them, and this client (from
+/proc, so other work on the machine does not count in them, as it does in the
+wall-clock figures). Every response status is checked; any non-2xx makes the
+run exit 1. The load stops at --max-seconds whatever is left, and the server is
+always stopped.
 """
 import argparse
-import itertools
 import json
 import math
 import os
@@ -32,7 +38,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import requests
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DATABASE = "interlock_bench"
+# Production's settings, plus the peer endpoint (bench/api_write_peer.py).
+BENCH_SETTINGS = "bench.api_write_settings"
 AIM_WRITES_PER_SEC = 200
 AIM_P99_MS = 100.0
 MESH = "bench"
@@ -50,7 +59,7 @@ SEED = [
 
 def parse_args(argv=None) -> argparse.Namespace:
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # 500 lets both write phases finish inside the cap at today's ~20 writes/s on 2 cores.
+    # 500 lets every phase finish well inside the cap at today's ~40-50 writes/s on 2 shared cores.
     cli.add_argument("--requests", type=int, default=500, help="requests per phase (default 500)")
     cli.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     cli.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3: 2 cores + 1)")
@@ -73,12 +82,12 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
-def recreate_database(url: str) -> str:
-    bench_url = with_database(url, BENCH_DATABASE)
+def recreate_database(url: str, name: str = BENCH_DATABASE) -> str:
+    bench_url = with_database(url, name)
     # DROP/CREATE DATABASE cannot run in a transaction, nor from inside the database itself.
     with psycopg.connect(with_database(url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
     return bench_url
 
 
@@ -91,7 +100,8 @@ def lift_quota(bench_url: str):
 
 def interlock(env: dict, *args: str) -> str:
     """Run the operator CLI (the `interlock` entry point) and return its stdout."""
-    done = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True)
     if done.returncode != 0:
         raise SystemExit(f"interlock {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
     return done.stdout
@@ -106,7 +116,7 @@ def free_port() -> int:
 def start_server(env: dict, port: int, workers: int, threads: int, log) -> subprocess.Popen:
     command = [sys.executable, "-m", "service.cli", "api", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--threads", str(threads)]
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_ready(base: str, server: subprocess.Popen, timeout: float = 30.0):
@@ -134,6 +144,64 @@ def stop_server(server: subprocess.Popen):
         server.wait()
 
 
+# --- CPU accounting ---------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return found
+
+
+class CpuMeter:
+    """CPU used between two readings by the API server (master and workers),
+    by the Postgres backends connected to the bench database, and by this
+    process (the client threads)."""
+
+    def __init__(self, server_pid: int, bench_url: str):
+        self.server_pid = server_pid
+        self.conn = psycopg.connect(bench_url, autocommit=True)
+
+    def backends(self) -> list[int]:
+        rows = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                                 [BENCH_DATABASE]).fetchall()
+        return [pid for (pid,) in rows]
+
+    def reading(self) -> dict:
+        server = [self.server_pid, *children_of(self.server_pid)]
+        return {"api": {pid: cpu_seconds(pid) for pid in server},
+                "postgres": {pid: cpu_seconds(pid) for pid in self.backends()},
+                "client": time.process_time()}
+
+    def used(self, before: dict) -> dict:
+        """Seconds of CPU since `before`; a process started since counts whole."""
+        after = self.reading()
+        used = {"client": after["client"] - before["client"]}
+        for part in ("api", "postgres"):
+            used[part] = sum(seconds - before[part].get(pid, 0.0) for pid, seconds in after[part].items())
+        return used
+
+    def close(self):
+        self.conn.close()
+
+
 # --- the load ---------------------------------------------------------------------------------------------------
 
 
@@ -145,6 +213,7 @@ class Phase:
     failures: list = field(default_factory=list)  # (request index, status or exception, body excerpt)
     seconds: float = 0.0
     capped: bool = False  # stopped by the wall-clock cap before all requests were sent
+    cpu: dict = field(default_factory=dict)  # seconds of CPU per part ("api", "postgres", "client")
 
     @property
     def done(self) -> int:
@@ -161,13 +230,16 @@ class Phase:
             "seconds": round(self.seconds, 3), "per_sec": round(self.done / self.seconds, 1) if self.seconds else 0,
             "p50_ms": round(self.percentile(0.50), 2), "p99_ms": round(self.percentile(0.99), 2),
             "max_ms": round(max(self.latencies_ms, default=float("nan")), 2), "capped": self.capped,
+            "cpu_ms_per_request": {part: round(seconds * 1000 / max(self.done, 1), 2)
+                                   for part, seconds in self.cpu.items()},
         }
 
 
-def run_phase(name: str, count: int, send, concurrency: int, deadline: float, sessions) -> Phase:
+def run_phase(name: str, count: int, send, concurrency: int, deadline: float, sessions, meter: CpuMeter) -> Phase:
     """`count` requests, `send(session, i)` each, from `concurrency` threads
     that take the next index as soon as they are free (a closed loop)."""
     phase = Phase(name, count)
+    cpu_before = meter.reading()
     indexes, lock = iter(range(count)), threading.Lock()
 
     def client(session):
@@ -197,6 +269,7 @@ def run_phase(name: str, count: int, send, concurrency: int, deadline: float, se
     for thread in threads:
         thread.join()
     phase.seconds = time.perf_counter() - started
+    phase.cpu = meter.used(cpu_before)
     print(f"  {name}: {phase.done} requests in {phase.seconds:.1f} s", flush=True)
     return phase
 
@@ -233,43 +306,53 @@ def warm_up(base: str, sessions, rounds: int = 10):
         for session in sessions:
             session.get(f"{base}/healthz", timeout=30)
             session.get(f"{base}/api/v1/http-routes", timeout=30)
+            session.get(f"{base}/api/v1/changes", timeout=30)
 
 
-def run_load(base: str, key: str, args) -> list[Phase]:
+def run_load(base: str, key: str, args, meter: CpuMeter) -> list[Phase]:
     sessions = sessions_for(key, args.concurrency)
     seed(base, sessions[0])
     warm_up(base, sessions)
     deadline = time.monotonic() + args.max_seconds
-    run = lambda name, count, send: run_phase(name, count, send, args.concurrency, deadline, sessions)  # noqa: E731
+    run = lambda name, count, send: run_phase(  # noqa: E731
+        name, count, send, args.concurrency, deadline, sessions, meter)
     routes = f"{base}/api/v1/http-routes"
     healthz = run("healthz", args.requests, lambda s, i: s.get(f"{base}/healthz", timeout=30))
+    one_row = run("one-row", args.requests, lambda s, i: s.post(
+        f"{base}/bench/one-row", json={"kind": "bench", "name": f"w{i}"}, timeout=30))
     creates = run("create", args.requests, lambda s, i: s.post(routes, json=route_body(i), timeout=30))
     # Update only what was created (the cap may have cut the creates short);
     # weights cycle 1..89, never the 90 they were created with, so every PATCH changes the route.
     created = max(creates.done, 1)
     updates = run("update", args.requests, lambda s, i: s.patch(
         f"{routes}/r{i % created}", json={"rules": route_body(i, weight=1 + i % 89)["rules"]}, timeout=30))
-    return [healthz, creates, updates]
+    return [healthz, one_row, creates, updates]
 
 
 # --- the report -------------------------------------------------------------------------------------------------
 
 
+PEERS = {"healthz": "(floor)", "one-row": "(peer)"}
+
+
 def aim(phase: Phase) -> str:
-    if phase.name == "healthz":
-        return "(floor)"
+    if phase.name in PEERS:
+        return PEERS[phase.name]
     row = phase.summary()
     met = row["per_sec"] >= AIM_WRITES_PER_SEC and row["p99_ms"] < AIM_P99_MS
     return f"{'met' if met else 'NOT met'} (>= {AIM_WRITES_PER_SEC}/s, p99 < {AIM_P99_MS:.0f} ms)"
 
 
 def print_table(phases: list[Phase]):
-    print(f"\n{'phase':<8} {'requests':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  aim")
+    print(f"\n{'phase':<8} {'requests':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'CPU ms per request: api':>24} {'pg':>5} {'client':>6}  aim")
     for phase in phases:
         row = phase.summary()
+        cpu = row["cpu_ms_per_request"]
         capped = f"  [capped at {row['requests']}/{row['planned']}]" if phase.capped else ""
         print(f"{row['phase']:<8} {row['requests']:>8} {row['per_sec']:>8.1f} {row['p50_ms']:>8.1f} "
-              f"{row['p99_ms']:>8.1f} {row['max_ms']:>8.1f}  {aim(phase)}{capped}")
+              f"{row['p99_ms']:>8.1f} {row['max_ms']:>8.1f} {cpu['api']:>24.1f} {cpu['postgres']:>5.1f} "
+              f"{cpu['client']:>6.1f}  {aim(phase)}{capped}")
 
 
 def report_failures(phases: list[Phase]) -> bool:
@@ -297,7 +380,11 @@ def main(argv=None) -> int:
     bench_url = recreate_database(args.database_url)
     env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": args.redis_url,
            "API_KEY_RATE": "1000000/min",  # the bench measures writes, not the per-key limit
-           "DEBUG": "", "LOG_LEVEL": "WARNING"}
+           "DJANGO_SETTINGS_MODULE": BENCH_SETTINGS, "DEBUG": "", "LOG_LEVEL": "WARNING",
+           # Database connections outlive the run, so the Postgres backends the CPU
+           # meter reads are the ones that did the work (production renews them
+           # every 60 s, a cost too small to matter here).
+           "DB_CONN_MAX_AGE": str(int(args.max_seconds) + 120)}
     interlock(env, "migrate")
     key = json.loads(interlock(env, "tenant", "create", "bench"))["api_key"]
     lift_quota(bench_url)
@@ -311,13 +398,17 @@ def main(argv=None) -> int:
           f"load average {load:.2f} on {os.cpu_count()} cores before the run", flush=True)
     with tempfile.TemporaryFile("w+") as log:
         server = start_server(env, port, args.workers, args.threads, log)
+        meter = None
         try:
             wait_ready(base, server)
-            phases = run_load(base, key, args)
+            meter = CpuMeter(server.pid, bench_url)
+            phases = run_load(base, key, args, meter)
         except BaseException:
             print(f"server log (last 3000 characters):\n{tail(log)}", file=sys.stderr)
             raise
         finally:
+            if meter is not None:
+                meter.close()
             stop_server(server)
         server_log = tail(log)
     print_table(phases)

@@ -7,7 +7,8 @@ because workloads attach and detach them, not the policy's authors."""
 from rest_framework import serializers
 
 from service.mesh.models import BackendService, Mesh, Route
-from service.mesh.services import ChangeSet, bodies, manifest, meshes_of, serializer_for
+from service.mesh.revisions import manifest, manifests
+from service.mesh.services import ChangeSet, bodies, meshes_of, serializer_for
 from service.tenants.api.errors import Conflict, flatten, summary
 
 RESTORE_ORDER = [
@@ -22,7 +23,7 @@ def of_kind(keys, kind):
 
 
 def rollback(mesh: Mesh, number: int, actor: str):
-    target = mesh.revisions.get(number=number).manifest
+    target = manifests(mesh.pk, [number])[number]
     current = manifest(mesh)
     changes = ChangeSet(mesh.tenant, actor, "rollback", f"{mesh.kind}/{mesh.name}")
     changes.mesh_ids.add(mesh.pk)  # a rollback is a revision even when nothing differs
@@ -68,4 +69,4 @@ def restore(tenant, kind, name, body, changes):
             "Change what conflicts with it first.",
             code="rollback_conflict",
         ) from exc
-    changes.saved(serializer.save(tenant=tenant), before)
+    changes.saved(serializer.save(tenant=tenant), before, serializer)

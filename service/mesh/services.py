@@ -3,29 +3,33 @@
 - stamps each resource it wrote with the content hash of its representation
   (stored once as a ResourceVersion: the ETag, and what revisions refer to);
 - records a Change (who, when, what) and gives every mesh whose proxies depend
-  on what changed a new Revision: a manifest of its whole configuration;
+  on what changed a new Revision (service.mesh.revisions: the manifest delta);
 - publishes a ChangeNotice per mesh once the transaction has committed.
 
-Diff and rollback work on those manifests.
+What concurrent writes could both pass if checked apart (quotas, revision
+numbers, route claims) is checked at the end of the transaction, under locks
+taken in one order: the tenant's row (only when a quota is checked), then the
+meshes' rows by id (the revision bump), then the route claims of those meshes.
+A write therefore holds them only from there to commit, and two writes cannot
+wait for each other in a cycle.
 """
 import hashlib
 import json
 import logging
+from collections import defaultdict
 
 import jsonpatch
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
+from service.mesh import claims, revisions
 from service.mesh.models import (
     AutoscalingPolicy, BackendService, Change, EndpointGroup, HealthCheck, Mesh, ResourceVersion, Revision, Route,
 )
+from service.mesh.revisions import resource_key
 from service.notices import ChangeNotice, NoticeBusError, get_bus
+from service.tenants import quotas
 
 logger = logging.getLogger(__name__)
-
-
-def resource_key(instance) -> str:
-    return f"{instance.kind}/{instance.name}"
 
 
 def content_digest(kind: str, body: dict) -> str:
@@ -40,7 +44,7 @@ def meshes_of(instance) -> set[int]:
     if isinstance(instance, BackendService):
         return {instance.mesh_id}
     if isinstance(instance, Route):
-        return set(instance.meshes.values_list("pk", flat=True))
+        return {mesh.pk for mesh in instance.meshes.all()}  # prefetched by the API's querysets and serializers
     if isinstance(instance, HealthCheck):
         return set(BackendService.objects.filter(health_checks=instance).values_list("mesh_id", flat=True))
     if isinstance(instance, EndpointGroup):
@@ -50,35 +54,22 @@ def meshes_of(instance) -> set[int]:
     raise TypeError(f"{type(instance).__name__} is not a policy resource")
 
 
-def manifest(mesh: Mesh) -> dict[str, str]:
-    """Every resource the mesh's proxies depend on, as "kind/name" -> digest."""
-    groups = EndpointGroup.objects.filter(backends__backend_service__mesh=mesh)
-    parts = [
-        (BackendService.kind, BackendService.objects.filter(mesh=mesh)),
-        (HealthCheck.kind, HealthCheck.objects.filter(backend_services__mesh=mesh)),
-        (EndpointGroup.kind, groups),
-        (AutoscalingPolicy.kind, AutoscalingPolicy.objects.filter(target__in=groups)),
-    ]
-    entries = {resource_key(mesh): mesh.version}
-    for kind, queryset in parts:
-        entries.update((f"{kind}/{name}", version) for name, version in queryset.values_list("name", "version"))
-    routes = Route.objects.filter(meshes=mesh).values_list("type", "name", "version")
-    entries.update((f"{route_type}-routes/{name}", version) for route_type, name, version in routes)
-    return dict(sorted(entries.items()))
-
-
 def serializer_for(kind: str):
     from service.mesh.api.serializers import BY_KIND  # the API's shapes are the policy's shapes
 
     return BY_KIND[kind]
 
 
-def stamp(instance) -> str:
-    """Hash the resource's representation, keep that version, and mark the row with it."""
-    body = serializer_for(instance.kind)(context={"tenant": instance.tenant}).policy_body(instance)
+def stamp(instance, serializer=None) -> str:
+    """Hash the resource's representation, keep that version, and mark the row
+    with it. `serializer`: one of the resource's kind to reuse (its field tree
+    is built already), else a new one."""
+    serializer = serializer or serializer_for(instance.kind)(context={"tenant": instance.tenant})
+    body = serializer.policy_body(instance)
     digest = content_digest(instance.kind, body)
     ResourceVersion.objects.bulk_create(
-        [ResourceVersion(tenant=instance.tenant, digest=digest, kind=instance.kind, name=instance.name, body=body)],
+        [ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
+                         body=body)],
         ignore_conflicts=True,
     )
     type(instance).objects.filter(pk=instance.pk).update(version=digest)
@@ -86,49 +77,93 @@ def stamp(instance) -> str:
     return digest
 
 
+def bump(mesh_id: int) -> Mesh | None:
+    """The mesh with its next revision number, its row locked until commit;
+    None if the change deleted the mesh."""
+    table = connection.ops.quote_name(Mesh._meta.db_table)
+    sql = f"UPDATE {table} SET revision = revision + 1 WHERE id = %s RETURNING *"
+    return next(iter(Mesh.objects.raw(sql, [mesh_id])), None)
+
+
 class ChangeSet:
     """One committed change, of one resource or (a rollback) of many. Call
     `saved`/`deleted` for each resource written, inside the transaction, with
-    the meshes it belonged to before; then `commit`."""
+    the meshes it belonged to before, and `ensure_room` for each quota the
+    change may exceed; then `commit`."""
 
     def __init__(self, tenant, actor: str, action: str, subject: str):
         self.tenant, self.actor, self.action, self.subject = tenant, actor, action, subject
         self.resources: dict[str, str] = {}
         self.kinds: set[str] = set()
         self.mesh_ids: set[int] = set()
+        # Per mesh, the manifest entries the change sets ("" removes one): the
+        # mesh itself and routes, whose place in a manifest is their own.
+        self.entries: dict[int, dict[str, str]] = defaultdict(dict)
+        # Meshes whose dependencies changed: their delta is computed at commit.
+        self.dependents: set[int] = set()
+        self.routes: list[tuple[Route, set[int], bool]] = []  # (route, its meshes now, whether it existed)
+        self.room: dict[str, int] = {}
 
-    def saved(self, instance, meshes_before=frozenset()):
-        self.resources[resource_key(instance)] = stamp(instance)
-        self.kinds.add(instance.kind)
-        self.mesh_ids |= set(meshes_before) | meshes_of(instance)
+    def saved(self, instance, meshes_before=frozenset(), serializer=None):
+        key = resource_key(instance)
+        digest = self.resources[key] = stamp(instance, serializer)
+        after = meshes_of(instance)
+        self.place(instance, key, digest, set(meshes_before), after)
+        if isinstance(instance, Route):
+            self.routes.append((instance, after, bool(meshes_before)))
 
     def deleted(self, instance, meshes_before):
-        self.resources[resource_key(instance)] = ""
+        key = resource_key(instance)
+        self.resources[key] = ""
+        self.place(instance, key, "", set(meshes_before), set())
+
+    def place(self, instance, key, digest, before: set[int], after: set[int]):
         self.kinds.add(instance.kind)
-        self.mesh_ids |= set(meshes_before)
+        self.mesh_ids |= before | after
+        if isinstance(instance, (Mesh, Route)):
+            for mesh_id in before | after:
+                self.entries[mesh_id][key] = digest if mesh_id in after else ""
+        else:
+            self.dependents |= before | after
+
+    def ensure_room(self, quota: str, adding: int):
+        """Check at commit that the tenant's `quota` holds what the change
+        made (`adding` of it, counted by then)."""
+        self.room[quota] = adding
 
     def commit(self) -> list[Revision]:
         kind, _, name = self.subject.partition("/")
         change = Change.objects.create(
             tenant=self.tenant, actor=self.actor, action=self.action, kind=kind, name=name, resources=self.resources
         )
-        # Meshes in id order, so two changes spanning the same meshes cannot deadlock.
-        return [revision for mesh_id in sorted(self.mesh_ids) if (revision := self.new_revision(mesh_id, change))]
+        for quota, adding in self.room.items():
+            quotas.ensure_room(self.tenant, quota, adding)
+        meshes = {mesh.pk: mesh for mesh in map(bump, sorted(self.mesh_ids)) if mesh is not None}
+        for route, after, existed in self.routes:
+            claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
+        made = Revision.objects.bulk_create([self.revision(mesh, change) for mesh in meshes.values()])
+        for revision in made:
+            self.announce(revision)
+        return made
 
-    def new_revision(self, mesh_id: int, change: Change) -> Revision | None:
-        if not Mesh.objects.filter(pk=mesh_id).update(revision=F("revision") + 1):
-            return None  # the change deleted the mesh itself
-        mesh = Mesh.objects.get(pk=mesh_id)
-        revision = Revision.objects.create(mesh=mesh, number=mesh.revision, change=change, manifest=manifest(mesh))
+    def revision(self, mesh: Mesh, change: Change) -> Revision:
+        changes = dict(self.entries.get(mesh.pk, {}))
+        if mesh.pk in self.dependents:
+            previous = mesh.revision - 1
+            before = revisions.manifests(mesh.pk, [previous])[previous] if previous else {}
+            changes.update(revisions.dependency_changes(mesh.pk, before))
+        checkpoint = revisions.manifest(mesh) if revisions.is_checkpoint(mesh.revision) else None
+        return Revision(mesh=mesh, number=mesh.revision, change=change, changes=changes, checkpoint=checkpoint)
+
+    def announce(self, revision: Revision):
         notice = ChangeNotice(
             tenant=self.tenant.name,
-            mesh=mesh.name,
-            revision=mesh.revision,
+            mesh=revision.mesh.name,
+            revision=revision.number,
             kinds=tuple(sorted(self.kinds)),
             resources=tuple(tuple(key.split("/", 1)) for key in sorted(self.resources)),
         )
         transaction.on_commit(lambda: publish(notice))
-        return revision
 
 
 def publish(notice: ChangeNotice):
@@ -148,7 +183,8 @@ def bodies(tenant, digests) -> dict[str, dict]:
 def diff(old: Revision, new: Revision) -> dict:
     """What changed between two revisions of a mesh, resource by resource; a
     changed resource comes with an RFC 6902 JSON Patch from old to new."""
-    before, after = old.manifest, new.manifest
+    built = revisions.manifests(new.mesh_id, [old.number, new.number])
+    before, after = built[old.number], built[new.number]
     stored = bodies(old.mesh.tenant, [*before.values(), *after.values()])
     changed = [key for key in sorted(before.keys() & after.keys()) if before[key] != after[key]]
     return {

@@ -14,7 +14,7 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 import re2
-from rest_framework.serializers import ValidationError
+from rest_framework.serializers import ErrorDetail, ValidationError
 
 # Envoy's runtime key `re2.max_program_size.error_level` defaults to 100: a
 # regex whose compiled program is larger is rejected when the config loads.
@@ -38,6 +38,11 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", re.IGNORECASE | r
 _LABEL_KEY = re.compile(r"[a-z][-a-z0-9_./]{0,62}")
 _LABEL_VALUE = re.compile(r"[-a-zA-Z0-9_.]{0,63}")
 _HOST_PORT = re.compile(r"(?P<host>.*):(?P<port>[0-9]{1,5})")
+
+
+def invalid(path: str, message: str, code: str = "invalid") -> ValidationError:
+    """A field-level error for a path deep inside the body, e.g. rules[0].action."""
+    return ValidationError({path: [ErrorDetail(message, code=code)]})
 
 
 def _fail(message, code):

@@ -47,7 +47,9 @@ class PolicyAPITests:
         return response
 
     def test_create_read_list_update_delete(self, api, seeded):
-        created = self.create(api).json()
+        response = self.create(api)
+        created = response.json()
+        assert response["ETag"] == f'"{created["etag"]}"'
         name = created["name"]
         for key, value in self.create_body.items():
             if not isinstance(value, (dict, list)):

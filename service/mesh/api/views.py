@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
+from service.mesh import revisions
 from service.mesh import rollback as rollbacks
 from service.mesh.api import serializers as api
 from service.mesh.api.serializers.endpoint_groups import (
@@ -44,12 +45,11 @@ class PolicyViewSet(TenantScopedViewSet):
         """PUT replaces; PATCH replaces the top-level fields it names. Both are
         validated as a whole resource, so what is stored is always complete."""
         instance = self.get_object()
-        data = request.data
+        serializer = self.get_serializer(instance, data=request.data)
         if kwargs.get("partial"):
-            if not isinstance(data, dict):
+            if not isinstance(request.data, dict):
                 raise serializers.ValidationError("Send a JSON object of the fields to change.", code="invalid")
-            data = {**self.get_serializer(instance).data, **data}
-        serializer = self.get_serializer(instance, data=data)
+            serializer.initial_data = {**serializer.to_representation(instance), **request.data}
         serializer.is_valid(raise_exception=True)
         self.perform_update(serializer)
         return Response(serializer.data)
@@ -65,20 +65,26 @@ class PolicyViewSet(TenantScopedViewSet):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         etag = response.data.get("etag") if isinstance(response.data, dict) else None
-        if etag and self.detail:
+        # One resource's answer, including a create's (which comes from the list route).
+        if etag and (self.detail or self.action == "create"):
             response["ETag"] = quoted(etag)
         return response
 
     def snapshot(self, instance):
         return meshes_of(instance)
 
-    def written(self, action, instance, before):
+    def written(self, action, instance, before, serializer=None):
+        self.changes(action, instance, before, serializer).commit()
+
+    def changes(self, action, instance, before, serializer=None) -> ChangeSet:
         changes = ChangeSet(self.tenant, actor(self.request), action, resource_key(instance))
         if action == "delete":
             changes.deleted(instance, before)
         else:
-            changes.saved(instance, before or set())
-        changes.commit()
+            changes.saved(instance, before or set(), serializer)
+        if action == "create":
+            changes.ensure_room(instance.quota, adding=1)
+        return changes
 
 
 class MeshViewSet(PolicyViewSet):
@@ -103,11 +109,11 @@ class EndpointGroupViewSet(PolicyViewSet):
     queryset = EndpointGroup.objects.prefetch_related("endpoints")
     serializer_class = api.EndpointGroupSerializer
 
-    def written(self, action, instance, before):
+    def changes(self, action, instance, before, serializer=None) -> ChangeSet:
+        changes = super().changes(action, instance, before, serializer)
         if action != "delete":
-            quotas.lock_tenant(self.tenant)
-            quotas.ensure_room(self.tenant, "endpoints", adding=0)
-        super().written(action, instance, before)
+            changes.ensure_room("endpoints", adding=0)
+        return changes
 
     @extend_schema(request=EndpointList, responses=api.EndpointGroupSerializer)
     @action(detail=True, methods=["post"])
@@ -158,19 +164,33 @@ class AutoscalingPolicyViewSet(PolicyViewSet):
     serializer_class = api.AutoscalingPolicySerializer
 
 
+class RevisionListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        page = list(data)
+        revisions.attach_manifests(page)  # one rebuild per mesh for the whole page
+        return super().to_representation(page)
+
+
 class RevisionSerializer(serializers.ModelSerializer):
     mesh = serializers.CharField(source="mesh.name")
     actor = serializers.CharField(source="change.actor")
     action = serializers.CharField(source="change.action")
     resource = serializers.SerializerMethodField()
     resources = serializers.JSONField(source="change.resources")
+    manifest = serializers.SerializerMethodField()
 
     class Meta:
         model = Revision
         fields = ["mesh", "number", "created_at", "actor", "action", "resource", "resources", "manifest"]
+        list_serializer_class = RevisionListSerializer
 
     def get_resource(self, revision) -> str:
         return f"{revision.change.kind}/{revision.change.name}"
+
+    def get_manifest(self, revision) -> dict[str, str]:
+        if not hasattr(revision, "manifest"):
+            revisions.attach_manifests([revision])
+        return revision.manifest
 
 
 class ChangeSerializer(serializers.ModelSerializer):
@@ -213,8 +233,10 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     @transaction.atomic
     def rollback(self, request, mesh_name=None, number=None):
-        quotas.lock_tenant(request.tenant)  # tenant before meshes, as every write locks them
-        mesh = Mesh.objects.select_for_update().get(pk=self.get_object().mesh_id)
+        # The tenant's lock keeps creates out while the rollback reads and
+        # rewrites the mesh; its meshes it locks at commit, as every write does.
+        quotas.lock_tenant(request.tenant)
+        mesh = Mesh.objects.get(pk=self.get_object().mesh_id)
         revision = rollbacks.rollback(mesh, int(number), actor(request))
         return Response(self.get_serializer(revision).data, status=201)
 

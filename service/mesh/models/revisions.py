@@ -31,13 +31,19 @@ class Change(TenantOwnedModel):
 
 
 class Revision(models.Model):
-    """The whole configuration of one mesh after a change: a manifest of
-    "kind/name" -> digest of every resource its proxies depend on."""
+    """The configuration of one mesh after a change: a manifest of "kind/name"
+    -> digest of every resource its proxies depend on. A revision stores only
+    what changed in the manifest since the one before (`changes`, "" for a
+    resource that left it); every CHECKPOINT_EVERY-th also stores the whole
+    manifest (`checkpoint`), so a write costs O(change), not O(mesh), and any
+    manifest is a checkpoint plus fewer than CHECKPOINT_EVERY deltas away
+    (service.mesh.revisions)."""
 
     mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     change = models.ForeignKey(Change, on_delete=models.PROTECT, related_name="revisions")
-    manifest = models.JSONField()
+    changes = models.JSONField(default=dict)
+    checkpoint = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -55,6 +55,31 @@ class RouteDestination(Link):
         return self.route
 
 
+class HostnameClaim(models.Model):
+    """A hostname an HTTP or gRPC route serves in one of its meshes. Envoy
+    refuses a domain that appears twice among a listener's virtual hosts, so
+    a mesh's hostnames are unique, enforced by the database (see claims.py)."""
+
+    mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="+")
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="hostname_claims")
+    # A DNS name (253) with an optional ":port".
+    hostname = models.CharField(max_length=260)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "hostname"], name="unique_hostname_claim")]
+
+
+class PortClaim(models.Model):
+    """A port a TCP route listens on in one of its meshes: one listener, one route."""
+
+    mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="+")
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="port_claims")
+    port = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mesh", "port"], name="unique_port_claim")]
+
+
 class RouteOfType(models.Manager):
     def __init__(self, route_type):
         super().__init__()

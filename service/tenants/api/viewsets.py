@@ -1,7 +1,8 @@
 """The base every tenant-owned API endpoint uses: the queryset is restricted to
 the credential's tenant before anything else runs, writes are atomic, creates
-are quota-checked under the tenant's lock, and every write is re-checked for
-tenant consistency inside its transaction before it may commit."""
+are quota-checked under the tenant's lock at the end of their transaction, and
+every write is re-checked for tenant consistency inside its transaction before
+it may commit."""
 from django.db import transaction
 from rest_framework import exceptions, viewsets
 
@@ -26,8 +27,9 @@ class TenantScopedViewSet(viewsets.ModelViewSet):
             return self.queryset.none()
         queryset = self.queryset.filter(tenant=self.tenant)
         if self.request.method not in ("GET", "HEAD", "OPTIONS") and transaction.get_connection().in_atomic_block:
-            # Writers of one object queue behind each other (If-Match, referrers).
-            queryset = queryset.select_for_update(of=("self",))
+            # Writers of one object queue behind each other (If-Match, referrers),
+            # but not the foreign-key checks of rows that refer to it (NO KEY).
+            queryset = queryset.select_for_update(of=("self",), no_key=True)
         return queryset
 
     def get_serializer_context(self):
@@ -48,18 +50,15 @@ class TenantScopedViewSet(viewsets.ModelViewSet):
         return super().destroy(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        model = self.queryset.model
-        if model.quota:
-            quotas.ensure_room(quotas.lock_tenant(self.tenant), model.quota)
         instance = serializer.save(tenant=self.tenant)
         self.verify_scope(instance)
-        self.written("create", instance, before=None)
+        self.written("create", instance, before=None, serializer=serializer)
 
     def perform_update(self, serializer):
         before = self.snapshot(serializer.instance)
         instance = serializer.save()
         self.verify_scope(instance)
-        self.written("update", instance, before=before)
+        self.written("update", instance, before=before, serializer=serializer)
 
     def perform_destroy(self, instance):
         before = self.snapshot(instance)
@@ -77,5 +76,9 @@ class TenantScopedViewSet(viewsets.ModelViewSet):
         """What a subclass needs to remember of an object before it changes."""
         return None
 
-    def written(self, action, instance, before):
-        """Called inside the write's transaction, after the write."""
+    def written(self, action, instance, before, serializer=None):
+        """Called inside the write's transaction, after the write (by
+        `serializer`, for a create or an update); last, so
+        that the tenant's lock (the quota check) is held only until commit."""
+        if action == "create" and instance.quota:
+            quotas.ensure_room(self.tenant, instance.quota)

@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from service.mesh.models import Change, Mesh
+from service.mesh import revisions as history
+from service.mesh.models import Change, Mesh, Revision
 from service.notices import get_bus
 from tests.service.api_base import seed
 from tests.service.mesh.test_api_resources import http_rules
@@ -154,3 +155,59 @@ def test_a_refused_change_publishes_nothing(api, mesh, received, django_capture_
     assert response.status_code == 400
     assert callbacks == []
     assert not arrived.wait(0.5)
+
+
+def test_every_revisions_manifest_is_the_mesh_as_it_was(api, mesh, monkeypatch):
+    """Revisions store deltas and a whole manifest only at checkpoints (every
+    3rd here); each, rebuilt, must be what the policy was right after it."""
+    monkeypatch.setattr(history, "CHECKPOINT_EVERY", 3)
+    api.post("/api/v1/meshes", {"name": "m2"}, format="json")
+    api.post("/api/v1/backend-services", {"name": "bs-m2", "mesh": "m2", "protocol": "GRPC"}, format="json")
+    seen = {}
+
+    def after(response):
+        assert response.status_code < 300, response.json()
+        for name in ("m1", "m2"):
+            current = Mesh.objects.get(name=name)
+            seen[(name, current.revision)] = history.manifest(current)
+
+    after(api.post("/api/v1/http-routes", {"name": "web", "meshes": ["m1"], "hostnames": ["web.example"],
+                                           "rules": http_rules()}, format="json"))
+    after(api.patch("/api/v1/http-routes/web", {"rules": http_rules((50, 50))}, format="json"))
+    after(api.post("/api/v1/health-checks", {"name": "hc2", "tcp_health_check": {"port": 22}}, format="json"))
+    after(api.patch("/api/v1/backend-services/bs-http", {"health_checks": ["hc2"]}, format="json"))
+    after(api.patch("/api/v1/health-checks/hc2", {"check_interval_sec": 9}, format="json"))
+    after(api.patch("/api/v1/backend-services/bs-http", {"health_checks": []}, format="json"))
+    after(api.post("/api/v1/endpoint-groups/eg1/attach", {"endpoints": [{"address": "10.0.0.7", "port": 80}]},
+                   format="json"))
+    after(api.post("/api/v1/autoscaling-policies", {"name": "p1", "target": "eg1", "max_replicas": 3,
+                                                    "load_balancing_utilization": {"target": 0.5}}, format="json"))
+    after(api.post("/api/v1/grpc-routes", {"name": "rpc", "meshes": ["m2"], "hostnames": ["rpc.example"], "rules": [
+        {"action": {"destinations": [{"service_name": "bs-m2"}]}}]}, format="json"))
+    after(api.delete("/api/v1/autoscaling-policies/p1"))
+    after(api.patch("/api/v1/meshes/m1", {"description": "changed"}, format="json"))
+    after(api.delete("/api/v1/http-routes/web"))
+    first_route = min(number for (name, number) in seen if name == "m1")
+    after(api.post(f"/api/v1/meshes/m1/revisions/{first_route}/rollback"))
+    for name in ("m1", "m2"):
+        revisions_of = {item["number"]: item["manifest"] for item in api.get(
+            f"/api/v1/meshes/{name}/revisions?limit=1000").json()["results"]}
+        for (mesh_name, number), expected in seen.items():
+            if mesh_name == name:
+                assert revisions_of[number] == expected, (name, number)
+                single = api.get(f"/api/v1/meshes/{name}/revisions/{number}").json()["manifest"]
+                assert single == expected
+    stored = Revision.objects.filter(mesh__name="m1")
+    assert 0 < stored.filter(checkpoint__isnull=False).count() < stored.count()
+
+
+def test_a_revision_stores_what_changed_not_the_whole_mesh(api, mesh):
+    for i in range(5):
+        body = {"name": f"r{i}", "meshes": ["m1"], "hostnames": [f"r{i}.example"], "rules": http_rules()}
+        assert api.post("/api/v1/http-routes", body, format="json").status_code == 201
+    api.patch("/api/v1/http-routes/r3", {"rules": http_rules((1, 99))}, format="json")
+    latest = Revision.objects.filter(mesh=mesh).first()
+    assert latest.checkpoint is None
+    assert latest.changes == {"http-routes/r3": api.get("/api/v1/http-routes/r3").json()["etag"]}
+    manifest = api.get(f"/api/v1/meshes/m1/revisions/{latest.number}").json()["manifest"]
+    assert [key for key in manifest if key.startswith("http-routes/")] == [f"http-routes/r{i}" for i in range(5)]

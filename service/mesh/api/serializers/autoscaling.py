@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from service.mesh.api.serializers.base import Block, PolicySerializer, duration, invalid
+from service.mesh.api.serializers.base import Block, PolicySerializer, duration
+from service.mesh.validation import invalid
 from service.mesh.models import AutoscalingPolicy, EndpointGroup
 from service.tenants.api.fields import TenantSlugRelatedField
 

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
 from service.mesh import validation
-from service.mesh.api.serializers.base import Block, PolicySerializer, duration, invalid, percentage, uint32
+from service.mesh.api.serializers.base import Block, PolicySerializer, duration, percentage, uint32
+from service.mesh.validation import invalid
 from service.mesh.models import Backend, BackendService, EndpointGroup, HealthCheck, Mesh
 from service.tenants.api.fields import TenantSlugRelatedField
 

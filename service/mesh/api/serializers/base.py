@@ -1,5 +1,6 @@
 """What every policy serializer shares: names, labels, the ETag, and the small
 building blocks the resource-specific serializers are made of."""
+from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 
 from service.mesh import validation
@@ -8,11 +9,6 @@ UINT32_MAX = 2**32 - 1
 # Fields of a representation that describe the stored row, not the policy: they
 # are left out of the content hash, so the hash changes only with the policy.
 VOLATILE_FIELDS = ("etag", "created_at", "updated_at", "revision")
-
-
-def invalid(path: str, message: str, code: str = "invalid"):
-    """A field-level error for a path deep inside the body, e.g. rules[0].action."""
-    return serializers.ValidationError({path: [serializers.ErrorDetail(message, code=code)]})
 
 
 class Block(serializers.Serializer):
@@ -104,6 +100,23 @@ class PolicySerializer(serializers.ModelSerializer):
 
     def save_links(self, instance, **links):
         """Replace the instance's link rows with `links`."""
+
+    def replace_links(self, instance, relation: str, targets):
+        """Make the many-to-many `relation` of `instance` exactly `targets`,
+        writing only what differs (and, for a new instance, reading nothing),
+        and leave it prefetched for what reads it next in the request."""
+        manager = getattr(instance, relation)
+        if self.instance is None:
+            through = manager.through
+            through.objects.bulk_create(
+                [through(**{manager.source_field_name: instance, manager.target_field_name: target})
+                 for target in targets]
+            )
+        else:
+            prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
+            if set(manager.all()) != set(targets):
+                manager.set(targets)  # which forgets the prefetched rows
+        prefetch_related_objects([instance], relation)
 
     def policy_body(self, instance) -> dict:
         """The representation whose content hash versions the resource."""

@@ -1,9 +1,8 @@
 from rest_framework import serializers
 
-from service.mesh import validation
+from service.mesh import claims, validation
 from service.mesh.api.serializers.base import PolicySerializer
-from service.mesh.api.serializers.routes import tcp_ports
-from service.mesh.models import Mesh, TcpRoute
+from service.mesh.models import Mesh
 
 
 class MeshSerializer(PolicySerializer):
@@ -15,9 +14,9 @@ class MeshSerializer(PolicySerializer):
         fields = PolicySerializer.common_fields + ["interception_port", "revision"] + PolicySerializer.metadata_fields
 
     def validate_interception_port(self, port):
-        if self.instance is not None:
-            for route in TcpRoute.objects.filter(meshes=self.instance):
-                if port in tcp_ports(route.rules):
-                    raise serializers.ValidationError(f"tcp-routes/{route.name} listens on port {port}.",
-                                                      code="port_in_use")
+        # An update holds the mesh's row lock (the viewset's queryset), under
+        # which TCP routes of the mesh make their claims, so none can slip in.
+        route = claims.port_holder(self.instance, port) if self.instance is not None else None
+        if route is not None:
+            raise serializers.ValidationError(f"tcp-routes/{route.name} listens on port {port}.", code="port_in_use")
         return port

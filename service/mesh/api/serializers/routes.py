@@ -1,13 +1,14 @@
-"""HTTP, gRPC and TCP routes: the rules' shapes, and the checks that need the
-rest of the tenant's policy (destinations that exist in the route's meshes,
-hostnames and ports no other route of the mesh claims)."""
+"""HTTP, gRPC and TCP routes: the rules' shapes, and the check that needs the
+rest of the tenant's policy (destinations that exist in the route's meshes).
+Hostnames and ports no other route of the mesh may claim are checked when the
+route is committed (service.mesh.claims)."""
 from rest_framework import serializers
 
 from service.mesh import validation
 from service.mesh.api.serializers import route_actions as actions
-from service.mesh.api.serializers.base import Block, PolicySerializer, invalid
-from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, Route, RouteType, TcpRoute
-from service.tenants import quotas
+from service.mesh.api.serializers.base import Block, PolicySerializer
+from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
+from service.mesh.validation import invalid
 from service.tenants.api.fields import TenantSlugRelatedField
 
 
@@ -52,14 +53,6 @@ def referenced_services(rules):
             yield f"rules[{i}].action.request_mirror_policy.destination.service_name", mirror["destination"]["service_name"]
 
 
-def lock_claims(tenant, meshes):
-    """Two routes racing for one hostname or port must not both pass the
-    check: lock the meshes until commit. The tenant first, as every create
-    does, so that locks are always taken tenant, then meshes in id order."""
-    quotas.lock_tenant(tenant)
-    list(Mesh.objects.select_for_update().filter(pk__in=[mesh.pk for mesh in meshes]).order_by("pk"))
-
-
 class RouteSerializer(PolicySerializer):
     route_type = ""
     link_fields = ("meshes", "destinations")
@@ -73,8 +66,6 @@ class RouteSerializer(PolicySerializer):
 
     def validate(self, attrs):
         attrs["destinations"] = self.resolve_destinations(attrs["rules"], attrs["meshes"])
-        lock_claims(self.tenant, attrs["meshes"])
-        self.check_claims(attrs, attrs["meshes"])
         return attrs
 
     def resolve_destinations(self, rules, meshes):
@@ -95,16 +86,9 @@ class RouteSerializer(PolicySerializer):
                                     "destinations must be in every mesh it is attached to.", "wrong_mesh")
         return list(found.values())
 
-    def other_routes(self, meshes, types):
-        routes = Route.objects.filter(tenant=self.tenant, type__in=types, meshes__in=meshes).distinct()
-        return routes.exclude(pk=self.instance.pk) if self.instance else routes
-
-    def check_claims(self, attrs, meshes):
-        """What a route claims in its meshes (hostnames, ports) no other may."""
-
     def save_links(self, route, meshes, destinations):
-        route.meshes.set(meshes)
-        route.destinations.set(destinations)
+        self.replace_links(route, "meshes", meshes)
+        self.replace_links(route, "destinations", destinations)
 
 
 class HostnameRouteSerializer(RouteSerializer):
@@ -112,16 +96,6 @@ class HostnameRouteSerializer(RouteSerializer):
     refuses a domain that appears twice."""
 
     hostnames = hostnames_field()
-
-    def check_claims(self, attrs, meshes):
-        hostnames = attrs["hostnames"]
-        mine = set(hostnames)
-        for other in self.other_routes(meshes, [RouteType.HTTP, RouteType.GRPC]).only("type", "name", "hostnames"):
-            clash = sorted(mine & set(other.hostnames))
-            if clash:
-                index = hostnames.index(clash[0])
-                raise invalid(f"hostnames[{index}]", f"{other.kind}/{other.name} already serves '{clash[0]}' in a "
-                                                     "mesh this route is attached to.", "hostname_in_use")
 
 
 class HttpRouteSerializer(HostnameRouteSerializer):
@@ -144,10 +118,6 @@ class GrpcRouteSerializer(HostnameRouteSerializer):
         fields = PolicySerializer.common_fields + ["meshes", "hostnames", "rules"] + PolicySerializer.metadata_fields
 
 
-def tcp_ports(rules) -> list[int]:
-    return [match["port"] for rule in rules for match in rule.get("matches", [])]
-
-
 class TcpRouteSerializer(RouteSerializer):
     route_type = "TCP"
     protocols = ("TCP",)
@@ -157,14 +127,3 @@ class TcpRouteSerializer(RouteSerializer):
         model = TcpRoute
         fields = PolicySerializer.common_fields + ["meshes", "rules"] + PolicySerializer.metadata_fields
 
-    def check_claims(self, attrs, meshes):
-        ports = set(tcp_ports(attrs["rules"]))
-        for mesh in meshes:
-            if mesh.interception_port in ports:
-                raise invalid("rules", f"Port {mesh.interception_port} is mesh '{mesh.name}''s interception port.",
-                              "port_in_use")
-        for other in self.other_routes(meshes, [RouteType.TCP]):
-            clash = sorted(ports & set(tcp_ports(other.rules)))
-            if clash:
-                raise invalid("rules", f"tcp-routes/{other.name} already listens on port {clash[0]} in a mesh this "
-                                       "route is attached to.", "port_in_use")
