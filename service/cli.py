@@ -2,8 +2,11 @@
 
     interlock migrate                 create or upgrade the database schema
     interlock api [--host --port]     serve the REST API (gunicorn, for production)
+    interlock xds [--host --port --tls-cert --tls-key --replica]
+                                      run one xDS server replica (ADS, CSDS, LRS)
     interlock tenant create NAME      a tenant and its first (owner) API key, as JSON
-    interlock dev [--demo]            the all-in-one on SQLite and the in-process bus
+    interlock dev [--demo]            the all-in-one on SQLite and the in-process bus (API + xDS;
+                                      --demo: a demo tenant, two backends and an Envoy)
 """
 import argparse
 import json
@@ -69,10 +72,21 @@ def api(args) -> int:
     return 0
 
 
+def xds(args) -> int:
+    from service.xds.replica import ReplicaConfig, run
+
+    config = ReplicaConfig(args.host, args.port, args.tls_cert, args.tls_key, args.replica)
+    try:
+        config.tls()
+    except (OSError, ValueError) as exc:
+        return fail("invalid_tls", str(exc), "tls")
+    return run(config)
+
+
 def dev(args) -> int:
     from service import dev as devmode
 
-    return devmode.run(args.host, args.port, demo=args.demo)
+    return devmode.run(args.host, args.port, demo=args.demo, xds_port=args.xds_port, proxy_port=args.proxy_port)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,6 +102,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(run=api)
 
+    replica = commands.add_parser("xds", help="run one xDS server replica")
+    replica.add_argument("--host", default="127.0.0.1")
+    replica.add_argument("--port", type=int, default=18000)
+    replica.add_argument("--tls-cert", default="", help="PEM certificate chain; serves TLS with --tls-key")
+    replica.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
+    replica.add_argument("--replica", default="", help="this replica's id, unique and stable (default host:port)")
+    replica.set_defaults(run=xds)
+
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="tenant_command", required=True)
     create = tenant.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
@@ -96,7 +118,11 @@ def parser() -> argparse.ArgumentParser:
     everything = commands.add_parser("dev", help="the all-in-one control plane on SQLite")
     everything.add_argument("--host", default="127.0.0.1")
     everything.add_argument("--port", type=int, default=8000)
-    everything.add_argument("--demo", action="store_true", help="seed a demo tenant and mesh, and say how to look")
+    everything.add_argument("--xds-port", type=int, default=18000, help="the xDS server's port")
+    everything.add_argument("--demo", action="store_true",
+                            help="seed a demo tenant and mesh, run two demo backends and an Envoy, and say how to look")
+    everything.add_argument("--proxy-port", type=int, default=15001,
+                            help="with --demo: where the demo Envoy listens (the demo mesh's interception port)")
     everything.set_defaults(run=dev)
     return root
 

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "service.tenants",
     "service.mesh",
+    "service.xds",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ from service import health
 api_v1 = [
     path("", include("service.tenants.api.urls")),
     path("", include("service.mesh.api.urls")),
+    path("", include("service.xds.api.urls")),
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
          name="docs"),

@@ -173,7 +173,7 @@ def test_dev_serves_healthz_on_its_own_state_dir(tmp_path):
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NOTICE_BUS")}
     environment["INTERLOCK_STATE_DIR"] = str(tmp_path / "state")
     server = subprocess.Popen(
-        [interlock_script(), "dev", "--port", str(port)],
+        [interlock_script(), "dev", "--port", str(port), "--xds-port", str(free_port())],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

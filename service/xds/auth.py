@@ -1,0 +1,150 @@
+"""Who is on a stream: node tokens for proxies, API keys for CSDS.
+
+A proxy presents a node token of its tenant and mesh, either as gRPC initial
+metadata ``authorization: Bearer <token>`` (Envoy: ``initial_metadata`` of its
+xDS cluster's gRPC service) or, for proxyless gRPC clients, whose xDS
+bootstrap has no call credentials we can use, in its node metadata field
+``interlock_token``. The token alone decides the tenant and mesh: a node id
+that names another is refused, so no node id or resource name ever reaches
+another tenant's snapshots.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+
+import grpc
+from django.db import DatabaseError
+
+from service.xds.orm import OrmPool
+
+NODE_ID = re.compile(r"^tenants/(?P<tenant>[^/]+)/meshes/(?P<mesh>[^/]+)/nodes/(?P<name>[^/]+)$")
+NODE_TOKEN_FIELD = "interlock_token"
+CLOUD_FIELD = "cloud"
+
+
+class AuthError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a valid token or key stands for."""
+
+    tenant: str
+    tenant_id: int
+    mesh: str = ""
+    mesh_id: int = 0
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    credential: Credential
+    node_id: str
+    name: str
+
+    @property
+    def tenant(self) -> str:
+        return self.credential.tenant
+
+    @property
+    def mesh(self) -> str:
+        return self.credential.mesh
+
+
+def bearer(metadata) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` metadata entry."""
+    for key, value in metadata or ():
+        if key.lower() == "authorization":
+            scheme, _, token = str(value).strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def node_field(node, name: str) -> str:
+    value = node.metadata.fields.get(name)
+    return value.string_value if value is not None else ""
+
+
+def presented_node_token(metadata, node) -> str | None:
+    return bearer(metadata) or node_field(node, NODE_TOKEN_FIELD) or None
+
+
+def check_node_id(credential: Credential, node_id: str) -> NodeIdentity:
+    """The node's identity, if its id lies inside the token's tenant and mesh."""
+    match = NODE_ID.match(node_id)
+    if match is None:
+        raise AuthError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"node id {node_id!r} is not of the form tenants/<tenant>/meshes/<mesh>/nodes/<name>")
+    if (match["tenant"], match["mesh"]) != (credential.tenant, credential.mesh):
+        raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
+                        f"node id {node_id!r} is outside the node token's mesh "
+                        f"tenants/{credential.tenant}/meshes/{credential.mesh}")
+    return NodeIdentity(credential, node_id, match["name"])
+
+
+def _lookup_node_token(token: str) -> Credential | None:
+    from service.tenants.services import find_node_token
+
+    record = find_node_token(token)
+    if record is None:
+        return None
+    return Credential(record.tenant.name, record.tenant_id, record.mesh.name, record.mesh_id)
+
+
+def _lookup_api_key(key: str) -> Credential | None:
+    from service.tenants.auth import find_api_key
+
+    record = find_api_key(key)
+    return None if record is None else Credential(record.tenant.name, record.tenant_id)
+
+
+class Authenticator:
+    """Checks credentials in the ORM pool, remembering answers for ``ttl``
+    seconds: a thousand proxies reconnecting at once cost one lookup per
+    token, and a revoked token stops opening streams within ``ttl``."""
+
+    def __init__(self, orm: OrmPool, ttl: float = 10.0):
+        self._orm = orm
+        self._ttl = ttl
+        self._answers: dict[str, tuple[float, Credential | None]] = {}
+
+    async def node(self, metadata, node) -> NodeIdentity:
+        token = presented_node_token(metadata, node)
+        if token is None:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
+                            f"no node token: send 'authorization: Bearer <token>' metadata "
+                            f"or the node metadata field {NODE_TOKEN_FIELD!r}")
+        credential = await self._look_up(_lookup_node_token, token)
+        if credential is None:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "the node token is unknown or has been revoked")
+        return check_node_id(credential, node.id)
+
+    async def tenant(self, metadata) -> Credential:
+        key = bearer(metadata)
+        credential = await self._look_up(_lookup_api_key, key) if key else None
+        if credential is None:
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED,
+                            "send a valid API key of the tenant as 'authorization: Bearer <key>'")
+        return credential
+
+    async def _look_up(self, lookup, secret: str) -> Credential | None:
+        digest = hashlib.sha256(f"{lookup.__name__}\0{secret}".encode()).hexdigest()
+        now = time.monotonic()
+        remembered = self._answers.get(digest)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        try:
+            answer = await self._orm.run(lookup, secret)
+        except DatabaseError as error:
+            raise AuthError(grpc.StatusCode.UNAVAILABLE, "credentials cannot be checked now; retry") from error
+        if len(self._answers) > 10000:
+            self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+        self._answers[digest] = (now + self._ttl, answer)
+        return answer

@@ -1,0 +1,54 @@
+"""What each proxy has: one row per proxy (node) and one per xDS type it
+subscribed to, written by the replica that holds its stream (records.py)."""
+from django.db import models
+
+from service.tenants.scoping import TenantOwnedModel
+
+
+class ProxyKind(models.TextChoices):
+    ENVOY = "envoy"
+    GRPC = "grpc"
+
+
+class Proxy(TenantOwnedModel):
+    quota = "proxies"
+
+    mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="proxies")
+    name = models.CharField(max_length=255)
+    node_id = models.CharField(max_length=512)
+    kind = models.CharField(max_length=8, choices=ProxyKind.choices)
+    user_agent = models.CharField(max_length=255, blank=True, default="")
+    cloud = models.CharField(max_length=63, blank=True, default="")
+    region = models.CharField(max_length=255, blank=True, default="")
+    zone = models.CharField(max_length=255, blank=True, default="")
+    replica = models.CharField(max_length=255)
+    # The stream the row describes, so that an old stream closing late does
+    # not mark a reconnected proxy disconnected.
+    stream = models.CharField(max_length=32)
+    connected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "mesh", "name"], name="one_proxy_per_node")]
+
+    def __str__(self):
+        return self.node_id
+
+
+class ProxyTypeStatus(models.Model):
+    """Per xDS type: the version last sent, the version last ACKed, the last NACK."""
+
+    proxy = models.ForeignKey(Proxy, on_delete=models.CASCADE, related_name="xds")
+    type_url = models.CharField(max_length=255)
+    version_sent = models.CharField(max_length=64, blank=True, default="")
+    nonce_sent = models.CharField(max_length=32, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    version_acked = models.CharField(max_length=64, blank=True, default="")
+    acked_at = models.DateTimeField(null=True, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    error_nonce = models.CharField(max_length=32, blank=True, default="")
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["proxy", "type_url"], name="one_status_per_type")]

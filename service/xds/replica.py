@@ -1,0 +1,138 @@
+"""One xDS replica: the cache, the policy sync feeding it, the proxy recorder
+and the stream server, started and stopped together (`interlock xds`, and
+inside `interlock dev`)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.xds.auth import Authenticator
+from service.xds.cache import SnapshotCache
+from service.xds.load import get_load_store
+from service.xds.orm import OrmPool
+from service.xds.records import Recorder
+from service.xds.server import Callbacks, XdsServer
+from service.xds.sync import PolicySync
+
+logger = logging.getLogger("service.xds")
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    host: str = "127.0.0.1"
+    port: int = 18000
+    tls_cert: str = ""
+    tls_key: str = ""
+    replica: str = ""  # unique among replicas, stable across restarts; default host:port
+    orm_threads: int = 4
+
+    def replica_id(self) -> str:
+        return self.replica or f"{socket.gethostname()}:{self.port}"
+
+    def tls(self) -> tuple[bytes, bytes] | None:
+        if not self.tls_cert and not self.tls_key:
+            return None
+        if not (self.tls_cert and self.tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        return Path(self.tls_cert).read_bytes(), Path(self.tls_key).read_bytes()
+
+
+class Replica:
+    def __init__(self, config: ReplicaConfig, *, bus=None, callbacks: Callbacks | None = None, sync_options=None):
+        self.config = config
+        self.id = config.replica_id()
+        self.cache = SnapshotCache()
+        self.orm = OrmPool(config.orm_threads)
+        self.recorder = Recorder(self.orm, self.id)
+        self.sync = PolicySync(self.cache, self.orm, **(sync_options or {}))
+        self.server = XdsServer(self.cache, orm=self.orm, authenticator=Authenticator(self.orm),
+                                recorder=self.recorder, loads=get_load_store(), replica=self.id,
+                                callbacks=callbacks)
+        self._bus = bus
+        self.port = 0
+
+    async def start(self) -> int:
+        from service.notices import get_bus
+
+        tls = self.config.tls()
+        await self.recorder.start()
+        await self.sync.start(self._bus or get_bus())
+        self.port = await self.server.start(self.config.host, self.config.port, tls)
+        logger.warning("xDS replica %s listening on %s:%d%s", self.id, self.config.host, self.port,
+                       " (TLS)" if tls else "")
+        return self.port
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await self.server.stop(grace)
+        await self.sync.stop()
+        await self.recorder.stop()
+        self.orm.close()
+
+
+async def serve(config: ReplicaConfig, stop: asyncio.Event | None = None, started=None, **options) -> None:
+    """Run a replica until ``stop`` is set (or SIGINT/SIGTERM in the main thread)."""
+    stop = stop or asyncio.Event()
+    replica = Replica(config, **options)
+    await replica.start()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    if started is not None:
+        started(replica)
+    try:
+        await stop.wait()
+    finally:
+        await replica.stop()
+
+
+def run(config: ReplicaConfig) -> int:
+    asyncio.run(serve(config))
+    return 0
+
+
+class ReplicaThread:
+    """A replica on its own event loop in a thread (for `interlock dev`)."""
+
+    def __init__(self, config: ReplicaConfig, **options):
+        self.config = config
+        self.options = options
+        self.replica: Replica | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xds-replica", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> Replica:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the xDS replica did not start in time")
+        if self._error is not None:
+            raise self._error
+        return self.replica
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await serve(self.config, self._stop, started=self._started, **self.options)
+        except BaseException as error:  # reported to start(); the thread ends
+            self._error = error
+            self._ready.set()
+
+    def _started(self, replica: Replica) -> None:
+        self.replica = replica
+        self._ready.set()

@@ -1,0 +1,140 @@
+"""Feeding the cache: stored policy -> Translation -> a snapshot per locality key.
+
+The replica holds one Translation per (tenant, mesh) that has streams. A
+change notice of such a mesh re-reads its policy and translates it again
+(with the previous Translation, so unchanged resources are reused), then sets
+the snapshot of every locality key in use; a key that gets its first watch is
+filled from the held Translation or, for a new mesh, by a first translation.
+On start and whenever the bus reconnects (notices may have been lost) every
+held mesh is refreshed. If the database is away, the cache keeps the last
+snapshots and the refresh is retried.
+
+Policy loads and translations run in the ORM pool, off the event loop; cache
+updates happen on the loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from service.xds.cache import CacheKey, SnapshotCache
+from service.xds.orm import OrmPool
+from service.xds.snapshot import Snapshot
+
+logger = logging.getLogger("service.xds")
+
+MeshKey = tuple[str, str]
+
+
+def load_and_translate(tenant: str, mesh: str, previous):
+    """ORM and CPU work of one refresh (in a pool thread): the new Translation, or None if the mesh is gone."""
+    from service.xds.policy import load_policy
+    from service.xds.translate import translate
+
+    policy = load_policy(tenant, mesh)
+    return None if policy is None else translate(policy, previous)
+
+
+def snapshot_for(translation, key: CacheKey) -> Snapshot:
+    from service.xds.translate import ProxyLocality
+
+    return translation.snapshot(ProxyLocality(key.cloud, key.region, ""))
+
+
+class PolicySync:
+    def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0,
+                 refresh=load_and_translate, snapshot=snapshot_for):
+        self.cache = cache
+        self.orm = orm
+        self.retry_after = retry_after
+        self._refresh_fn = refresh
+        self._snapshot_fn = snapshot
+        self._translations: dict[MeshKey, object] = {}
+        self._running: dict[MeshKey, asyncio.Task] = {}
+        self._again: set[MeshKey] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscription = None
+        self.refreshes = 0  # completed refreshes, for tests and benchmarks
+
+    async def start(self, bus) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.cache.on_missing = self._on_missing
+        self._subscription = await asyncio.to_thread(
+            bus.subscribe, self._notice_from_any_thread, on_reconnect=self._reconnect_from_any_thread)
+        self.resync()
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await asyncio.to_thread(self._subscription.close)
+        self.cache.on_missing = None
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    def resync(self) -> None:
+        """Refresh every mesh this replica serves."""
+        for mesh_key in self.cache.meshes() | set(self._translations):
+            self.refresh(mesh_key)
+
+    def _notice_from_any_thread(self, notice) -> None:
+        self._loop.call_soon_threadsafe(self._on_notice, (notice.tenant, notice.mesh))
+
+    def _reconnect_from_any_thread(self) -> None:
+        logger.info("notice bus reconnected: refreshing every mesh served")
+        self._loop.call_soon_threadsafe(self.resync)
+
+    def _on_notice(self, mesh_key: MeshKey) -> None:
+        if mesh_key in self._translations or mesh_key in self.cache.meshes():
+            self.refresh(mesh_key)
+
+    def _on_missing(self, key: CacheKey) -> None:
+        translation = self._translations.get(key.mesh_key)
+        if translation is not None:
+            self.cache.set(key, self._snapshot_fn(translation, key))
+        else:
+            self.refresh(key.mesh_key)
+
+    def refresh(self, mesh_key: MeshKey) -> None:
+        """Refresh the mesh now, or once more after the refresh in flight."""
+        if mesh_key in self._running:
+            self._again.add(mesh_key)
+            return
+        self._running[mesh_key] = asyncio.get_running_loop().create_task(self._refresh(mesh_key))
+
+    async def _refresh(self, mesh_key: MeshKey) -> None:
+        try:
+            while True:
+                self._again.discard(mesh_key)
+                if not await self._refresh_once(mesh_key):
+                    self._retry_later(mesh_key)
+                    return
+                if mesh_key not in self._again:
+                    return
+        finally:
+            del self._running[mesh_key]
+
+    async def _refresh_once(self, mesh_key: MeshKey) -> bool:
+        tenant, mesh = mesh_key
+        previous = self._translations.get(mesh_key)
+        try:
+            translation = await self.orm.run(self._refresh_fn, tenant, mesh, previous)
+        except Exception:
+            logger.warning("could not refresh mesh %s/%s; serving its last snapshots", tenant, mesh, exc_info=True)
+            return False
+        self.refreshes += 1
+        if not self.cache.watched_keys(tenant, mesh):
+            self._translations.pop(mesh_key, None)  # its proxies left meanwhile
+            self.cache.forget(tenant, mesh)
+            return True
+        if translation is None:
+            self._translations.pop(mesh_key, None)
+            for key in self.cache.keys(tenant, mesh):
+                self.cache.set(key, Snapshot.of(()))  # the mesh is gone: nothing to serve
+            return True
+        self._translations[mesh_key] = translation
+        for key in self.cache.keys(tenant, mesh):
+            self.cache.set(key, self._snapshot_fn(translation, key))
+        return True
+
+    def _retry_later(self, mesh_key: MeshKey) -> None:
+        self._loop.call_later(self.retry_after, self._on_notice, mesh_key)

@@ -1,0 +1,115 @@
+"""`interlock xds` and `interlock dev` run as an operator runs them: subprocesses
+serving real gRPC, over TLS where asked."""
+import datetime
+import os
+import signal
+import subprocess
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from service.xds.models import Proxy
+from service.xds.snapshot import CLUSTER
+from tests.service.test_cli import free_port, interlock_script
+from tests.service.xds.conftest import Stream, eventually, node
+
+pytestmark = pytest.mark.slow
+
+
+def self_signed(directory):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "xds.crt", directory / "xds.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def database_url(settings):
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+        raise
+
+
+def open_stream(channel, token, **node_fields):
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    return Stream(stub.StreamAggregatedResources, metadata).send(
+        discovery_pb2.DiscoveryRequest(type_url=CLUSTER, node=node(**node_fields)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interlock_xds_serves_tls_records_proxies_and_stops_on_sigterm(api, tmp_path, settings):
+    assert api.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
+    token = api.post("/api/v1/node-tokens", {"name": "t", "mesh": "m1"}, format="json").json()["token"]
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(settings), "NOTICE_CHANNEL": settings.NOTICE_CHANNEL}
+    server = subprocess.Popen([interlock_script(), "xds", "--port", str(port), "--tls-cert", str(cert),
+                               "--tls-key", str(key), "--replica", "cli-1"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        credentials = grpc.ssl_channel_credentials(cert.read_bytes())
+        with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            with pytest.raises(grpc.RpcError) as refused:
+                open_stream(channel, None).recv()
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            stream = open_stream(channel, token)
+            eventually(lambda: Proxy.objects.filter(name="n1", replica="cli-1", disconnected_at__isnull=True).exists())
+            assert stop(server) == 0
+            stream.close()
+    finally:
+        if server.poll() is None:
+            stop(server)
+    assert Proxy.objects.get(name="n1").disconnected_at is not None  # written before it exited
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as plain:
+        with pytest.raises(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(plain).result(timeout=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interlock_xds_refuses_half_a_tls_configuration(settings, tmp_path):
+    cert, _ = self_signed(tmp_path)
+    env = {**os.environ, "DATABASE_URL": database_url(settings)}
+    result = subprocess.run([interlock_script(), "xds", "--tls-cert", str(cert)], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert '"code": "invalid_tls"' in result.stderr and "--tls-key" in result.stderr
+
+
+def test_interlock_dev_serves_xds_too(tmp_path):
+    api_port, xds_port = free_port(), free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NOTICE_BUS")}
+    environment["INTERLOCK_STATE_DIR"] = str(tmp_path / "state")
+    server = subprocess.Popen([interlock_script(), "dev", "--port", str(api_port), "--xds-port", str(xds_port)],
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{xds_port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+            with pytest.raises(grpc.RpcError) as refused:
+                open_stream(channel, "ilt_000000000000_nope").recv()
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        stop(server)
