@@ -44,14 +44,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE.parent))
 
-from xds_fanout import Api, free_port, start_process, wait_for_port  # noqa: E402
+from xds_fanout import Api, free_port, setup_django, start_process, wait_for_port  # noqa: E402
 
 from client import envoy  # noqa: E402
 from client.bootstrap import BootstrapOptions, envoy_bootstrap  # noqa: E402
@@ -70,27 +69,6 @@ def parse_args(argv=None):
     cli.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
     cli.add_argument("--json", metavar="PATH")
     return cli.parse_args(argv)
-
-
-def setup_django(args):
-    """A fresh database of this bench's own, migrated; notices on a channel of this run's own."""
-    import psycopg
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(args.database_url)
-    with psycopg.connect(urlunsplit((parts.scheme, parts.netloc, "/postgres", "", "")), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    os.environ["DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", "", ""))
-    os.environ["REDIS_URL"] = args.redis_url
-    os.environ["NOTICE_CHANNEL"] = f"interlock-bench:{uuid.uuid4().hex}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def seed(api: Api, services: int) -> str:
@@ -256,7 +234,7 @@ def measure_floor(dump, args, workdir: Path) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup_django(args)
+    setup_django(args, BENCH_DATABASE)
     api = Api()
     token = seed(api, args.services)
     xds_port = free_port()

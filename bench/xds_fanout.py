@@ -256,16 +256,11 @@ async def run_floor(args):
 
 # --- the orchestrator ---------------------------------------------------------------------------------------------
 
-def setup_django(args) -> str:
-    import psycopg
-    from urllib.parse import urlsplit, urlunsplit
+def setup_django(args, database: str = BENCH_DATABASE) -> str:
+    """A fresh database of this bench's own, migrated; notices on a channel of this run's own."""
+    from api_write import recreate_database
 
-    parts = urlsplit(args.database_url)
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    os.environ["DATABASE_URL"] = urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", "", ""))
+    os.environ["DATABASE_URL"] = recreate_database(args.database_url, database)
     os.environ["REDIS_URL"] = args.redis_url
     os.environ["NOTICE_CHANNEL"] = f"interlock-bench:{uuid.uuid4().hex}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
