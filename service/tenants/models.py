@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
+from service.tenants import key_cache
 from service.tenants.scoping import TenantOwnedModel
 
 
@@ -88,6 +91,28 @@ class APIKey(Credential):
     @property
     def can_write(self) -> bool:
         return self.scope == Scope.READ_WRITE
+
+
+# Here rather than in the API's views, so that every way a key goes (the API,
+# a tenant's deletion cascading to its keys, a shell) drops its cached copy.
+@receiver(post_delete, sender=APIKey)
+def forget_deleted_key(sender, instance, **kwargs):
+    key_cache.forget(instance.digest)
+
+
+@receiver(post_save, sender=APIKey)
+def forget_changed_key(sender, instance, created, **kwargs):
+    if not created:
+        key_cache.forget(instance.digest)
+
+
+@receiver(post_save, sender=Tenant)
+def forget_tenants_keys(sender, instance, created, **kwargs):
+    """Cached keys carry their tenant (its name, its quotas): a changed tenant
+    drops them."""
+    if not created:
+        for digest in APIKey.objects.filter(tenant=instance).values_list("digest", flat=True):
+            key_cache.forget(digest)
 
 
 class NodeToken(Credential):
