@@ -6,7 +6,7 @@ Makes its own database (``interlock_bench``, dropped and recreated each run on
 the server DATABASE_URL names), migrates it, starts ``interlock api`` (gunicorn
 gthread) as a subprocess on Redis, creates a tenant with the CLI, seeds a mesh
 with two endpoint groups and two backend services, and then measures, with K
-client threads in this process (keep-alive sessions):
+client threads in this process (a keep-alive urllib3 connection each):
 
     healthz  GET /healthz: no database, no auth -- the framework+server floor
     one-row  N POST /bench/one-row: the peer, the smallest DRF write (auth, rate
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import requests
+import urllib3
+from urllib3.exceptions import HTTPError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DATABASE = "interlock_bench"
@@ -126,9 +127,9 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 30.0):
         if server.poll() is not None:
             raise SystemExit(f"the API server exited with {server.returncode} while starting")
         try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if urllib3.request("GET", f"{base}/readyz", timeout=1, retries=False).status == 200:
                 return
-        except requests.ConnectionError:
+        except HTTPError:  # not listening yet
             pass
         time.sleep(0.1)
     raise SystemExit(f"the API server was not ready after {timeout:.0f} s")
@@ -235,14 +236,14 @@ class Phase:
         }
 
 
-def run_phase(name: str, count: int, send, concurrency: int, deadline: float, sessions, meter: CpuMeter) -> Phase:
-    """`count` requests, `send(session, i)` each, from `concurrency` threads
+def run_phase(name: str, count: int, send, concurrency: int, deadline: float, clients, meter: CpuMeter) -> Phase:
+    """`count` requests, `send(client, i)` each, from `concurrency` threads
     that take the next index as soon as they are free (a closed loop)."""
     phase = Phase(name, count)
     cpu_before = meter.reading()
     indexes, lock = iter(range(count)), threading.Lock()
 
-    def client(session):
+    def load(client):
         while True:
             with lock:
                 i = next(indexes, None)
@@ -252,17 +253,18 @@ def run_phase(name: str, count: int, send, concurrency: int, deadline: float, se
                 return
             started = time.perf_counter()
             try:
-                response = send(session, i)
-                status, body = response.status_code, response.text
-            except requests.RequestException as exc:
-                status, body = type(exc).__name__, str(exc)
+                response = send(client, i)
+                status, body = response.status, response.data
+            except HTTPError as exc:
+                status, body = type(exc).__name__, str(exc).encode()
             elapsed_ms = (time.perf_counter() - started) * 1000
             with lock:
                 phase.latencies_ms.append(elapsed_ms)
                 if not (isinstance(status, int) and 200 <= status < 300):
-                    phase.failures.append((i, status, body[:300]))
+                    # Decoded only here: a body nobody reads is CPU taken from the server.
+                    phase.failures.append((i, status, body[:300].decode(errors="replace")))
 
-    threads = [threading.Thread(target=client, args=(session,)) for session in sessions[:concurrency]]
+    threads = [threading.Thread(target=load, args=(client,)) for client in clients[:concurrency]]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -283,49 +285,70 @@ def route_body(i: int, weight: int = 90) -> dict:
     }
 
 
-def sessions_for(key: str, count: int) -> list:
-    """One keep-alive session per client thread (a Session is not thread-safe)."""
-    made = []
-    for _ in range(count):
-        session = requests.Session()
-        session.headers.update({"Authorization": f"Bearer {key}"})
-        made.append(session)
-    return made
+class Client:
+    """One client thread's keep-alive connection to the server. Plain urllib3,
+    not requests: the load shares the server's cores, and a requests Session
+    spent ~1 ms of CPU per request (settings merging, environment proxy look-ups,
+    cookies, hooks) that the server then lacked. Not thread-safe: one per thread."""
+
+    def __init__(self, base: str, key: str):
+        parts = urlsplit(base)
+        # Like requests: no retries (every failure is counted), redirects returned as they are.
+        self.pool = urllib3.HTTPConnectionPool(parts.hostname, parts.port, maxsize=1, timeout=30.0,
+                                               retries=urllib3.Retry(0, read=False, redirect=False))
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.json_headers = {**self.headers, "Content-Type": "application/json"}
+
+    def get(self, path: str) -> urllib3.BaseHTTPResponse:
+        return self.pool.urlopen("GET", path, headers=self.headers)
+
+    def post(self, path: str, body) -> urllib3.BaseHTTPResponse:
+        return self.send_json("POST", path, body)
+
+    def patch(self, path: str, body) -> urllib3.BaseHTTPResponse:
+        return self.send_json("PATCH", path, body)
+
+    def send_json(self, method: str, path: str, body) -> urllib3.BaseHTTPResponse:
+        return self.pool.urlopen(method, path, body=json.dumps(body).encode(), headers=self.json_headers)
 
 
-def seed(base: str, session: requests.Session):
+def clients_for(base: str, key: str, count: int) -> list[Client]:
+    return [Client(base, key) for _ in range(count)]
+
+
+def seed(client: Client):
     for path, body in SEED:
-        response = session.post(f"{base}/api/v1/{path}", json=body, timeout=30)
-        if response.status_code != 201:
-            raise SystemExit(f"seeding {path} {body['name']} failed: {response.status_code} {response.text[:500]}")
+        response = client.post(f"/api/v1/{path}", body)
+        if response.status != 201:
+            raise SystemExit(f"seeding {path} {body['name']} failed: {response.status} "
+                             f"{response.data[:500].decode(errors='replace')}")
 
 
-def warm_up(base: str, sessions, rounds: int = 10):
+def warm_up(clients, rounds: int = 10):
     """Each gunicorn worker imports lazily on its first requests; keep that out of the figures."""
     for _ in range(rounds):
-        for session in sessions:
-            session.get(f"{base}/healthz", timeout=30)
-            session.get(f"{base}/api/v1/http-routes", timeout=30)
-            session.get(f"{base}/api/v1/changes", timeout=30)
+        for client in clients:
+            client.get("/healthz")
+            client.get("/api/v1/http-routes")
+            client.get("/api/v1/changes")
 
 
 def run_load(base: str, key: str, args, meter: CpuMeter) -> list[Phase]:
-    sessions = sessions_for(key, args.concurrency)
-    seed(base, sessions[0])
-    warm_up(base, sessions)
+    clients = clients_for(base, key, args.concurrency)
+    seed(clients[0])
+    warm_up(clients)
     deadline = time.monotonic() + args.max_seconds
     run = lambda name, count, send: run_phase(  # noqa: E731
-        name, count, send, args.concurrency, deadline, sessions, meter)
-    routes = f"{base}/api/v1/http-routes"
-    healthz = run("healthz", args.requests, lambda s, i: s.get(f"{base}/healthz", timeout=30))
-    one_row = run("one-row", args.requests, lambda s, i: s.post(
-        f"{base}/bench/one-row", json={"kind": "bench", "name": f"w{i}"}, timeout=30))
-    creates = run("create", args.requests, lambda s, i: s.post(routes, json=route_body(i), timeout=30))
+        name, count, send, args.concurrency, deadline, clients, meter)
+    routes = "/api/v1/http-routes"
+    healthz = run("healthz", args.requests, lambda c, i: c.get("/healthz"))
+    one_row = run("one-row", args.requests, lambda c, i: c.post("/bench/one-row", {"kind": "bench", "name": f"w{i}"}))
+    creates = run("create", args.requests, lambda c, i: c.post(routes, route_body(i)))
     # Update only what was created (the cap may have cut the creates short);
     # weights cycle 1..89, never the 90 they were created with, so every PATCH changes the route.
     created = max(creates.done, 1)
-    updates = run("update", args.requests, lambda s, i: s.patch(
-        f"{routes}/r{i % created}", json={"rules": route_body(i, weight=1 + i % 89)["rules"]}, timeout=30))
+    updates = run("update", args.requests, lambda c, i: c.patch(
+        f"{routes}/r{i % created}", {"rules": route_body(i, weight=1 + i % 89)["rules"]}))
     return [healthz, one_row, creates, updates]
 
 
