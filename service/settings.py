@@ -51,6 +51,12 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Parameters travel apart from the SQL (psycopg's server-side binding), so
+    # a statement the connection has run a few times is prepared once and then
+    # only executed: the write path's statements are fixed (service.sql), and
+    # binding them costs less CPU on both sides than quoting them into text.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

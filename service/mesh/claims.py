@@ -14,6 +14,8 @@ revision bump), so a mesh's interception port cannot change under the check.
 from django.db import connection
 from rest_framework import serializers
 
+from service import sql
+
 from service.mesh.models import HostnameClaim, PortClaim, RouteType
 from service.mesh.validation import invalid
 
@@ -41,8 +43,8 @@ def sync(route, meshes, existed: bool):
     wanted = claimed(route, [mesh.pk for mesh in meshes])
     held = {}
     if existed:
-        held = {(mesh_id, value): pk for pk, mesh_id, value in
-                model.objects.filter(route=route).values_list("pk", "mesh_id", value_field(model))}
+        held = {(claim.mesh_id, getattr(claim, value_field(model))): claim.pk
+                for claim in sql.select(model, "route_id = %s", [route.pk])}
     stale = [pk for claim, pk in held.items() if claim not in wanted]
     if stale:
         model.objects.filter(pk__in=stale).delete()

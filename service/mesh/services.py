@@ -19,8 +19,10 @@ import logging
 from collections import defaultdict
 
 import jsonpatch
-from django.db import connection, transaction
+from django.db import transaction
+from rest_framework.exceptions import PermissionDenied
 
+from service import sql
 from service.mesh import claims, revisions
 from service.mesh.models import (
     AutoscalingPolicy, BackendService, Change, EndpointGroup, HealthCheck, Mesh, ResourceVersion, Revision, Route,
@@ -60,29 +62,33 @@ def serializer_for(kind: str):
     return BY_KIND[kind]
 
 
-def stamp(instance, serializer=None) -> str:
+def stamp(instance, tenant, serializer=None) -> str:
     """Hash the resource's representation, keep that version, and mark the row
     with it. `serializer`: one of the resource's kind to reuse (its field tree
-    is built already), else a new one."""
+    is built already), else a new one.
+
+    The mark is also the NetBox re-check of a write: it matches the row only
+    if the row is `tenant`'s, so a write that would land outside the tenant is
+    refused before it can commit. With the request's `serializer`, the
+    representation hashed here is also the response."""
     serializer = serializer or serializer_for(instance.kind)(context={"tenant": instance.tenant})
-    body = serializer.policy_body(instance)
+    representation = serializer.to_representation(instance)
+    body = serializer.policy_body(representation)
     digest = content_digest(instance.kind, body)
-    ResourceVersion.objects.bulk_create(
-        [ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
-                         body=body)],
-        ignore_conflicts=True,
-    )
-    type(instance).objects.filter(pk=instance.pk).update(version=digest)
+    sql.insert([ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
+                                body=body)], ignore_conflicts=True)
+    if not sql.update(type(instance), "version = %s", "id = %s AND tenant_id = %s", [digest, instance.pk, tenant.pk]):
+        raise PermissionDenied("The change would reach outside this tenant.")
     instance.version = digest
+    if serializer.instance is instance:
+        serializer.answer_with({**representation, "etag": digest})
     return digest
 
 
 def bump(mesh_id: int) -> Mesh | None:
     """The mesh with its next revision number, its row locked until commit;
     None if the change deleted the mesh."""
-    table = connection.ops.quote_name(Mesh._meta.db_table)
-    sql = f"UPDATE {table} SET revision = revision + 1 WHERE id = %s RETURNING *"
-    return next(iter(Mesh.objects.raw(sql, [mesh_id])), None)
+    return next(iter(sql.update(Mesh, "revision = revision + 1", "id = %s", [mesh_id], returning=True)), None)
 
 
 class ChangeSet:
@@ -106,7 +112,7 @@ class ChangeSet:
 
     def saved(self, instance, meshes_before=frozenset(), serializer=None):
         key = resource_key(instance)
-        digest = self.resources[key] = stamp(instance, serializer)
+        digest = self.resources[key] = stamp(instance, self.tenant, serializer)
         after = meshes_of(instance)
         self.place(instance, key, digest, set(meshes_before), after)
         if isinstance(instance, Route):
@@ -133,15 +139,17 @@ class ChangeSet:
 
     def commit(self) -> list[Revision]:
         kind, _, name = self.subject.partition("/")
-        change = Change.objects.create(
+        change = Change(
             tenant=self.tenant, actor=self.actor, action=self.action, kind=kind, name=name, resources=self.resources
         )
+        sql.insert([change])
         for quota, adding in self.room.items():
             quotas.ensure_room(self.tenant, quota, adding)
         meshes = {mesh.pk: mesh for mesh in map(bump, sorted(self.mesh_ids)) if mesh is not None}
         for route, after, existed in self.routes:
             claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
-        made = Revision.objects.bulk_create([self.revision(mesh, change) for mesh in meshes.values()])
+        made = [self.revision(mesh, change) for mesh in meshes.values()]
+        sql.insert(made)
         for revision in made:
             self.announce(revision)
         return made

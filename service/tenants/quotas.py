@@ -56,10 +56,27 @@ def lock_tenant(tenant: Tenant) -> Tenant:
     return Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
 
 
+@functools.cache
+def locked_limit_sql(quota: str) -> str:
+    """lock_tenant's statement, reading only the limit; built once per
+    process: this runs in every create, where compiling the ORM's query is
+    a cost."""
+    quote = connection.ops.quote_name
+    features = connection.features
+    lock = ("FOR NO KEY UPDATE" if features.has_select_for_no_key_update
+            else "FOR UPDATE" if features.has_select_for_update else "")
+    limit = quote(Tenant._meta.get_field(f"max_{quota}").column)
+    return f"SELECT {limit} FROM {quote(Tenant._meta.db_table)} WHERE id = %s {lock}"
+
+
 def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
     """Call inside the write's transaction, after it made its rows (`adding`
-    of them count against `quota`)."""
-    limit = lock_tenant(tenant).quota_limit(quota)
+    of them count against `quota`). The count is a statement of its own, after
+    the lock: one that waited for the lock must see what its predecessor
+    committed, and a statement sees only what was committed when it began."""
+    with connection.cursor() as cursor:
+        cursor.execute(locked_limit_sql(quota), [tenant.pk])
+        (limit,) = cursor.fetchone()
     used = usage(tenant, quota)
     if used > limit:
         raise QuotaExceeded(

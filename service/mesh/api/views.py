@@ -3,7 +3,7 @@ adds ETags, If-Match and the revision bookkeeping to the tenant-scoped base."""
 from django.db import transaction
 from django.utils.functional import cached_property
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
@@ -72,6 +72,14 @@ class PolicyViewSet(TenantScopedViewSet):
 
     def snapshot(self, instance):
         return meshes_of(instance)
+
+    def verify_scope(self, instance):
+        """What the write refers to is checked here, in memory (the serializer
+        left it loaded); that the row itself is the tenant's, by the ETag's
+        UPDATE in `written` (service.mesh.services.stamp), which sees only the
+        tenant's rows: the re-check costs no query of its own."""
+        if not instance.belongs_wholly_to(self.tenant):
+            raise exceptions.PermissionDenied("The change would reach outside this tenant.")
 
     def written(self, action, instance, before, serializer=None):
         self.changes(action, instance, before, serializer).commit()

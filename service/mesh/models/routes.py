@@ -95,6 +95,11 @@ def route_proxy(route_type: str):
     class Meta:
         proxy = True
 
+    def __init__(self, *args, **kwargs):
+        if not args:  # made in code, not loaded from a row (which passes every column in order)
+            kwargs.setdefault("type", route_type)
+        Route.__init__(self, *args, **kwargs)
+
     def save(self, *args, **kwargs):
         self.type = route_type
         Route.save(self, *args, **kwargs)
@@ -103,7 +108,8 @@ def route_proxy(route_type: str):
     return type(
         name,
         (Route,),
-        {"__module__": __name__, "Meta": Meta, "objects": RouteOfType(route_type), "save": save,
+        {"__module__": __name__, "Meta": Meta, "objects": RouteOfType(route_type),
+         "__init__": __init__, "save": save,
          "kind": f"{route_type}-routes"},
     )
 

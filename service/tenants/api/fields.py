@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from service import sql
+
 
 class TenantSlugRelatedField(serializers.SlugRelatedField):
     """A reference by name to another object of the request's tenant. Objects of
@@ -21,8 +23,17 @@ class TenantSlugRelatedField(serializers.SlugRelatedField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        try:
-            return self.get_queryset().get(**{self.slug_field: data})
-        except self.get_queryset().model.DoesNotExist:
-            model = getattr(self.get_queryset().model, "kind", self.get_queryset().model._meta.verbose_name)
-            self.fail("does_not_exist", model=model, value=data)
+        found = self.find(data)
+        if found is None:
+            model = self.queryset.model
+            self.fail("does_not_exist", model=getattr(model, "kind", model._meta.verbose_name), value=data)
+        return found
+
+    def find(self, name):
+        tenant = self.context.get("tenant")
+        # Every policy write resolves references, so an unfiltered lookup is
+        # a prebuilt statement (service.sql) rather than an ORM query.
+        if tenant is not None and self.slug_field == "name" and not self.queryset.query.has_filters():
+            rows = sql.select(self.queryset.model, "tenant_id = %s AND name = %s", [tenant.pk, name])
+            return rows[0] if rows else None
+        return self.get_queryset().filter(**{self.slug_field: name}).first()

@@ -80,3 +80,16 @@ def test_a_tcp_route_and_the_mesh_racing_for_a_port_never_both_take_it(api):
         interception = api.get("/api/v1/meshes/m1").json()["interception_port"]
         listening = Route.objects.filter(type="tcp", name=f"t{attempt}").exists()
         assert (interception == port) != listening
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_of_eight_routes_racing_for_a_name_wins_and_the_others_hear_why(api):
+    # The unique index decides (service.mesh.api.serializers.base): the losers'
+    # INSERT fails, and that is the same field-level 400 as a plain duplicate.
+    seed(api)
+    bodies = [{"name": "same", "meshes": ["m1"], "hostnames": [f"h{i}.example"],
+               "rules": [{"action": {"destinations": [{"service_name": "bs-http"}]}}]} for i in range(8)]
+    assert race(api.key, bodies, "/api/v1/http-routes") == [201] + [400] * 7
+    assert Route.objects.filter(name="same").count() == 1
+    error = TenantClient(None, api.key).post("/api/v1/http-routes", bodies[0], format="json").json()
+    assert error["errors"] == [{"field": "name", "code": "duplicate", "message": "There is already one named 'same'."}]

@@ -1,8 +1,10 @@
 """What every policy serializer shares: names, labels, the ETag, and the small
 building blocks the resource-specific serializers are made of."""
+from django.db import IntegrityError
 from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 
+from service import sql
 from service.mesh import validation
 
 UINT32_MAX = 2**32 - 1
@@ -57,6 +59,27 @@ def names(**kwargs):
     )
 
 
+def remember_prefetched(instance, manager, rows):
+    """What prefetch_related would leave on `instance` for `manager`, without
+    the query: the rows were just written, so the request knows them. (Django
+    keeps a prefetched relation as a done queryset in this cache.)"""
+    queryset = manager.get_queryset()
+    queryset._result_cache, queryset._prefetch_done = list(rows), True
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}
+    instance._prefetched_objects_cache[manager.prefetch_cache_name] = queryset
+
+
+def is_name_clash(error: IntegrityError) -> bool:
+    """Whether the write broke a `..._unique_name` constraint (every policy
+    model has one on (tenant[, type], name)). Postgres names the constraint;
+    SQLite names the columns."""
+    constraint = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return constraint.endswith("_unique_name")
+    return str(error).startswith("UNIQUE constraint failed") and str(error).endswith(".name")
+
+
 class PolicySerializer(serializers.ModelSerializer):
     name = serializers.CharField(max_length=63, validators=[validation.resource_name])
     description = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
@@ -76,25 +99,34 @@ class PolicySerializer(serializers.ModelSerializer):
         return self.context["tenant"]
 
     def validate_name(self, name):
-        if self.instance is not None:
-            if name != self.instance.name:
-                raise serializers.ValidationError(
-                    "A resource's name cannot change; create one with the new name instead.", code="immutable"
-                )
-            return name
-        if self.Meta.model.objects.filter(tenant=self.tenant, name=name).exists():
-            raise serializers.ValidationError(f"There is already one named '{name}'.", code="duplicate")
+        if self.instance is not None and name != self.instance.name:
+            raise serializers.ValidationError(
+                "A resource's name cannot change; create one with the new name instead.", code="immutable"
+            )
         return name
 
     def create(self, validated):
         links = {name: validated.pop(name) for name in self.link_fields}
-        instance = super().create(validated)
+        instance = self.Meta.model(**validated)
+        # The unique index finds a taken name in the INSERT itself, race-free
+        # and without a query of its own; the failed INSERT ends the
+        # transaction, which the error rolls back anyway.
+        try:
+            sql.insert([instance])
+        except IntegrityError as error:
+            if not is_name_clash(error):
+                raise
+            raise serializers.ValidationError(
+                {"name": [f"There is already one named '{instance.name}'."]}, code="duplicate"
+            ) from None
         self.save_links(instance, **links)
         return instance
 
     def update(self, instance, validated):
         links = {name: validated.pop(name) for name in self.link_fields}
-        instance = super().update(instance, validated)
+        for field, value in validated.items():
+            setattr(instance, field, value)
+        sql.save(instance)
         self.save_links(instance, **links)
         return instance
 
@@ -104,21 +136,27 @@ class PolicySerializer(serializers.ModelSerializer):
     def replace_links(self, instance, relation: str, targets):
         """Make the many-to-many `relation` of `instance` exactly `targets`,
         writing only what differs (and, for a new instance, reading nothing),
-        and leave it prefetched for what reads it next in the request."""
+        and leave `targets` as its prefetched rows for what reads it next in
+        the request."""
         manager = getattr(instance, relation)
         if self.instance is None:
             through = manager.through
-            through.objects.bulk_create(
-                [through(**{manager.source_field_name: instance, manager.target_field_name: target})
-                 for target in targets]
-            )
+            sql.insert([through(**{manager.source_field_name: instance, manager.target_field_name: target})
+                        for target in targets])
         else:
             prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
-            if set(manager.all()) != set(targets):
-                manager.set(targets)  # which forgets the prefetched rows
-        prefetch_related_objects([instance], relation)
+            if set(manager.all()) == set(targets):
+                return
+            manager.set(targets)
+        remember_prefetched(instance, manager, targets)
 
-    def policy_body(self, instance) -> dict:
-        """The representation whose content hash versions the resource."""
-        body = self.to_representation(instance)
-        return {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}
+    def policy_body(self, representation: dict) -> dict:
+        """What of `representation` the content hash versions: the policy,
+        not the row's metadata."""
+        return {key: value for key, value in representation.items() if key not in VOLATILE_FIELDS}
+
+    def answer_with(self, representation: dict):
+        """Make `representation` this serializer's `.data` (the response), so
+        that a write builds its resource's representation once, for its
+        content hash and its answer both."""
+        self._data = representation

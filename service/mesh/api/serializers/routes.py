@@ -4,9 +4,10 @@ Hostnames and ports no other route of the mesh may claim are checked when the
 route is committed (service.mesh.claims)."""
 from rest_framework import serializers
 
+from service import sql
 from service.mesh import validation
 from service.mesh.api.serializers import route_actions as actions
-from service.mesh.api.serializers.base import Block, PolicySerializer
+from service.mesh.api.serializers.base import Block, PolicySerializer, remember_prefetched
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
 from service.mesh.validation import invalid
 from service.tenants.api.fields import TenantSlugRelatedField
@@ -69,9 +70,10 @@ class RouteSerializer(PolicySerializer):
         return attrs
 
     def resolve_destinations(self, rules, meshes):
-        found = {service.name: service for service in BackendService.objects.filter(
-            tenant=self.tenant, name__in={name for _, name in referenced_services(rules)}
-        ).select_related("mesh")}
+        names = sorted({name for _, name in referenced_services(rules)})
+        found = {service.name: service for service in sql.select(
+            BackendService, f"tenant_id = %s AND name IN ({', '.join(['%s'] * len(names))})", [self.tenant.pk, *names]
+        )} if names else {}
         mesh_ids = {mesh.pk for mesh in meshes}
         for path, name in referenced_services(rules):
             service = found.get(name)
@@ -86,9 +88,18 @@ class RouteSerializer(PolicySerializer):
                                     "destinations must be in every mesh it is attached to.", "wrong_mesh")
         return list(found.values())
 
+    def update(self, route, validated):
+        # A route's destination rows are always the services its rules name,
+        # so the rules it had tell whether those rows change, without a query.
+        self.destinations_before = {name for _, name in referenced_services(route.rules)}
+        return super().update(route, validated)
+
     def save_links(self, route, meshes, destinations):
         self.replace_links(route, "meshes", meshes)
-        self.replace_links(route, "destinations", destinations)
+        if self.instance is not None and self.destinations_before == {service.name for service in destinations}:
+            remember_prefetched(route, route.destinations, destinations)
+        else:
+            self.replace_links(route, "destinations", destinations)
 
 
 class HostnameRouteSerializer(RouteSerializer):

@@ -1,0 +1,73 @@
+"""service.sql: the write path's prebuilt statements give what the ORM would,
+both ways, through Django's own cursor."""
+import datetime
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from service import sql
+from service.mesh.models import Change, HttpRoute, Mesh, ResourceVersion, Route
+
+
+@pytest.fixture
+def mesh(tenant):
+    return Mesh.objects.create(tenant=tenant, name="m1", labels={"team": "edge"})
+
+
+def test_insert_gives_keys_and_stores_what_the_orm_reads_back(tenant, django_assert_num_queries):
+    changes = [Change(tenant=tenant, actor="a", action="create", kind="meshes", name=f"m{i}",
+                      resources={"meshes/m": str(i)}) for i in range(3)]
+    with django_assert_num_queries(1):
+        sql.insert(changes)
+    assert all(change.pk for change in changes) and len({change.pk for change in changes}) == 3
+    stored = Change.objects.get(pk=changes[1].pk)
+    assert stored.resources == {"meshes/m": "1"} and stored.name == "m1"
+    assert isinstance(stored.created_at, datetime.datetime) and stored.created_at.tzinfo is not None
+    assert not changes[0]._state.adding
+
+
+def test_insert_of_a_proxy_model_writes_its_type(tenant):
+    route = HttpRoute(tenant=tenant, name="r", hostnames=["a.example"], rules=[{"action": {}}])
+    sql.insert([route])
+    assert Route.objects.get(pk=route.pk).type == "http"
+    assert HttpRoute.objects.filter(name="r").exists()
+
+
+def test_insert_with_ignore_conflicts_skips_what_a_unique_index_holds(tenant):
+    first = ResourceVersion(tenant=tenant, digest="d1", kind="meshes", name="m", body={"v": 1})
+    sql.insert([first], ignore_conflicts=True)
+    sql.insert([ResourceVersion(tenant=tenant, digest="d1", kind="meshes", name="m", body={"v": 2})],
+               ignore_conflicts=True)
+    assert list(ResourceVersion.objects.values_list("body", flat=True)) == [{"v": 1}]
+
+
+def test_insert_raises_integrity_error_on_a_clash_without_ignore(tenant, mesh):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        sql.insert([Mesh(tenant=tenant, name="m1")])
+
+
+def test_select_gives_instances_equal_to_the_orms(mesh, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        (found,) = sql.select(Mesh, "tenant_id = %s AND name = %s", [mesh.tenant_id, "m1"])
+    orm = Mesh.objects.get(pk=mesh.pk)
+    assert type(found) is Mesh and not found._state.adding
+    assert {f.attname: getattr(found, f.attname) for f in Mesh._meta.concrete_fields} == \
+        {f.attname: getattr(orm, f.attname) for f in Mesh._meta.concrete_fields}
+    assert found.labels == {"team": "edge"}  # JSON decoded, not text
+    assert sql.select(Mesh, "tenant_id = %s AND name = %s", [mesh.tenant_id, "nope"]) == []
+
+
+def test_update_counts_rows_and_returns_them_as_they_are_after(mesh):
+    assert sql.update(Mesh, "version = %s", "id = %s", ["v9", mesh.pk]) == 1
+    assert sql.update(Mesh, "version = %s", "id = %s", ["v9", -1]) == 0
+    (bumped,) = sql.update(Mesh, "revision = revision + 1", "id = %s", [mesh.pk], returning=True)
+    assert (bumped.revision, bumped.version, bumped.labels) == (mesh.revision + 1, "v9", {"team": "edge"})
+
+
+def test_save_writes_every_field_and_touches_updated_at(mesh):
+    before = Mesh.objects.get(pk=mesh.pk).updated_at
+    mesh.description, mesh.labels, mesh.interception_port = "edge", {"a": "b"}, 15006
+    sql.save(mesh)
+    stored = Mesh.objects.get(pk=mesh.pk)
+    assert (stored.description, stored.labels, stored.interception_port) == ("edge", {"a": "b"}, 15006)
+    assert stored.updated_at > before and stored.created_at == mesh.created_at
