@@ -21,13 +21,6 @@ from tests.conftest import TenantClient
 KEYS = "/api/v1/api-keys"
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def cached(plaintext):
     return cache.get(key_cache.cache_key(hashlib.sha256(plaintext.encode()).hexdigest()))
 

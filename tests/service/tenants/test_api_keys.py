@@ -3,20 +3,11 @@ revocable, rate-limited per key, and the only way into the API."""
 import hashlib
 
 import pytest
-from django.core.cache import cache
 
 from service.tenants.models import APIKey, Role, Scope
 from tests.conftest import TenantClient
 
 KEYS = "/api/v1/api-keys"
-
-
-@pytest.fixture(autouse=True)
-def _empty_cache():
-    """Throttle counters live in the shared cache (Redis here); start empty."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def create_key(client, **body):

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import pytest
 from django.core.cache import cache
 
-from service.tenants import throttling
 from service.tenants.models import APIKey
 from service.tenants.services import issue_api_key
 from service.tenants.throttling import APIKeyRateThrottle
@@ -15,15 +14,6 @@ from tests.conftest import TenantClient
 
 MINUTE = 60
 WINDOW_START = 28_000_000 * MINUTE  # a whole number of minutes since the epoch
-
-
-@pytest.fixture(autouse=True)
-def _empty_counters():
-    cache.clear()
-    throttling.finished_windows.clear()
-    yield
-    cache.clear()
-    throttling.finished_windows.clear()
 
 
 @pytest.fixture
