@@ -136,19 +136,18 @@ class PolicySerializer(serializers.ModelSerializer):
     def replace_links(self, instance, relation: str, targets):
         """Make the many-to-many `relation` of `instance` exactly `targets`,
         writing only what differs (and, for a new instance, reading nothing),
-        and leave `targets` as its prefetched rows for what reads it next in
-        the request."""
+        and leave it prefetched for what reads it next in the request."""
         manager = getattr(instance, relation)
         if self.instance is None:
             through = manager.through
             sql.insert([through(**{manager.source_field_name: instance, manager.target_field_name: target})
                         for target in targets])
-        else:
-            prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
-            if set(manager.all()) == set(targets):
-                return
-            manager.set(targets)
-        remember_prefetched(instance, manager, targets)
+            remember_prefetched(instance, manager, targets)  # in the order they were inserted, as a read gives them
+            return
+        prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
+        if set(manager.all()) != set(targets):
+            manager.set(targets)  # which forgets the prefetched rows: read them back in the order reads give them
+            prefetch_related_objects([instance], relation)
 
     def policy_body(self, representation: dict) -> dict:
         """What of `representation` the content hash versions: the policy,
