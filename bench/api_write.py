@@ -99,6 +99,15 @@ def lift_quota(bench_url: str):
         conn.execute("UPDATE tenants_tenant SET max_resources = 1000000")
 
 
+def migrate_and_make_tenant(env: dict, bench_url: str) -> str:
+    """Migrate the bench database, make the tenant the load writes as (with
+    no quota in the way), and return its API key."""
+    interlock(env, "migrate")
+    key = json.loads(interlock(env, "tenant", "create", "bench"))["api_key"]
+    lift_quota(bench_url)
+    return key
+
+
 def interlock(env: dict, *args: str) -> str:
     """Run the operator CLI (the `interlock` entry point) and return its stdout."""
     done = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, cwd=ROOT, capture_output=True,
@@ -135,11 +144,11 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 30.0):
     raise SystemExit(f"the API server was not ready after {timeout:.0f} s")
 
 
-def stop_server(server: subprocess.Popen):
-    # SIGTERM is gunicorn's graceful stop; it takes its workers down with it.
+def stop_server(server: subprocess.Popen, timeout: float = 15):
+    # SIGTERM is every server's graceful stop here (gunicorn's takes its workers down with it).
     server.terminate()
     try:
-        server.wait(timeout=15)
+        server.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
@@ -408,9 +417,7 @@ def main(argv=None) -> int:
            # meter reads are the ones that did the work (production renews them
            # every 60 s, a cost too small to matter here).
            "DB_CONN_MAX_AGE": str(int(args.max_seconds) + 120)}
-    interlock(env, "migrate")
-    key = json.loads(interlock(env, "tenant", "create", "bench"))["api_key"]
-    lift_quota(bench_url)
+    key = migrate_and_make_tenant(env, bench_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # Other work on the machine skews every figure; say how busy it was.

@@ -35,7 +35,7 @@ import requests
 
 # The server plumbing of the sibling benchmark (this directory is on sys.path when run as a script).
 from api_write import (
-    free_port, interlock, lift_quota, recreate_database, start_server, stop_server, tail, wait_ready,
+    free_port, migrate_and_make_tenant, recreate_database, start_server, stop_server, tail, wait_ready,
 )
 from terraform.provider import mirror
 
@@ -216,9 +216,7 @@ def main(argv=None) -> int:
     bench_url = recreate_database(args.database_url, DATABASE)
     env = {**os.environ, "DATABASE_URL": bench_url, "REDIS_URL": args.redis_url, "API_KEY_RATE": "1000000/min",
            "DEBUG": "", "LOG_LEVEL": "WARNING"}
-    interlock(env, "migrate")
-    key = json.loads(interlock(env, "tenant", "create", "bench"))["api_key"]
-    lift_quota(bench_url)
+    key = migrate_and_make_tenant(env, bench_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     load = os.getloadavg()[0]

@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent.parent))
 sys.path.insert(0, str(HERE.parent))
 
+from api_write import stop_server  # noqa: E402
 from xds_fanout import Api, free_port, setup_django, start_process, wait_for_port  # noqa: E402
 
 from client import envoy  # noqa: E402
@@ -254,11 +254,7 @@ def main(argv=None) -> int:
             results["floor"]["policy_read_p50_ms"] = ms(measure_policy_read())
             print(json.dumps(results["floor"]), flush=True)
     finally:
-        xds.terminate()
-        try:
-            xds.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            xds.kill()
+        stop_server(xds, timeout=20)
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -328,12 +328,9 @@ def serving(argv_for_port):
         wait_for_port(port, process)
         yield port, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        from api_write import stop_server  # not at the top: the stream clients this file also runs need none of it
+
+        stop_server(process, timeout=20)
 
 
 def free_port() -> int:

@@ -19,6 +19,9 @@ class Tenant(models.Model):
     def __str__(self):
         return self.name
 
+    def quota_limit(self, quota: str) -> int:
+        return getattr(self, f"max_{quota}")
+
 
 class Role(models.TextChoices):
     VIEWER = "viewer"

@@ -10,6 +10,7 @@ from django.db import connection
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
+from service import sql
 from service.tenants.models import Tenant
 from service.tenants.scoping import TenantOwnedModel
 
@@ -52,21 +53,17 @@ def lock_tenant(tenant: Tenant) -> Tenant:
     FOR NO KEY UPDATE: it queues quota checks, but not the foreign-key checks
     every write of the tenant makes at commit (FOR KEY SHARE of this row),
     which a plain FOR UPDATE would hold up, and deadlock with a write that
-    holds a row the quota checker waits for."""
-    return Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
+    holds a row the quota checker waits for. A prebuilt statement: every
+    create runs it."""
+    (locked,) = sql.select(Tenant, f"id = %s {row_lock()}", [tenant.pk])
+    return locked
 
 
-@functools.cache
-def locked_limit_sql(quota: str) -> str:
-    """lock_tenant's statement, reading only the limit; built once per
-    process: this runs in every create, where compiling the ORM's query is
-    a cost."""
-    quote = connection.ops.quote_name
+def row_lock() -> str:
     features = connection.features
-    lock = ("FOR NO KEY UPDATE" if features.has_select_for_no_key_update
-            else "FOR UPDATE" if features.has_select_for_update else "")
-    limit = quote(Tenant._meta.get_field(f"max_{quota}").column)
-    return f"SELECT {limit} FROM {quote(Tenant._meta.db_table)} WHERE id = %s {lock}"
+    if features.has_select_for_no_key_update:
+        return "FOR NO KEY UPDATE"
+    return "FOR UPDATE" if features.has_select_for_update else ""  # SQLite locks the whole database anyway
 
 
 def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
@@ -74,9 +71,7 @@ def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
     of them count against `quota`). The count is a statement of its own, after
     the lock: one that waited for the lock must see what its predecessor
     committed, and a statement sees only what was committed when it began."""
-    with connection.cursor() as cursor:
-        cursor.execute(locked_limit_sql(quota), [tenant.pk])
-        (limit,) = cursor.fetchone()
+    limit = lock_tenant(tenant).quota_limit(quota)
     used = usage(tenant, quota)
     if used > limit:
         raise QuotaExceeded(

@@ -145,12 +145,19 @@ class _SotwType:
     sent: dict[str, Resource] = field(default_factory=dict)  # the resources of the last response
 
 
-class SotwStream:
+class _Stream:
+    """What both protocols keep per stream: its scope, the selection memo, a
+    state per type URL and the nonces it has sent."""
+
     def __init__(self, scope: object, memo: SelectionMemo):
         self.scope = scope
         self.memo = memo
-        self.types: dict[str, _SotwType] = {}
+        self.types: dict = {}
         self._nonces = _Nonces()
+
+
+class SotwStream(_Stream):
+    types: dict[str, _SotwType]
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest) -> Ack | Nack | None:
         type_url = request.type_url
@@ -219,12 +226,8 @@ class _DeltaType:
     must_answer: bool = True
 
 
-class DeltaStream:
-    def __init__(self, scope: object, memo: SelectionMemo):
-        self.scope = scope
-        self.memo = memo
-        self.types: dict[str, _DeltaType] = {}
-        self._nonces = _Nonces()
+class DeltaStream(_Stream):
+    types: dict[str, _DeltaType]
 
     def on_request(self, request: discovery_pb2.DeltaDiscoveryRequest) -> Ack | Nack | None:
         type_url = request.type_url

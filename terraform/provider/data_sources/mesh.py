@@ -1,12 +1,13 @@
 """data "interlock_mesh": a mesh of the tenant, by name."""
-from tf.iface import DataSource, ReadDataContext
+from tf.iface import ReadDataContext
 
 from terraform.provider import schema as s
+from terraform.provider.data_sources import ApiDataSource
 from terraform.provider.client import ApiError
 from terraform.provider.resources.mesh import Mesh
 
 
-class MeshData(DataSource):
+class MeshData(ApiDataSource):
     name = "mesh"
     description = ("Reads a mesh of the tenant by name, e.g. one another team manages, or to see the revision "
                    "the configuration's changes made.")
@@ -16,17 +17,6 @@ class MeshData(DataSource):
         s.number("revision", "The mesh's current revision number; it grows with every change to any policy "
                              "resource of the mesh.", read_only=True),
     )
-
-    def __init__(self, provider):
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls):
-        return cls.name
-
-    @classmethod
-    def get_schema(cls):
-        return s.tf_schema(cls.fields, cls.description)
 
     def read(self, ctx: ReadDataContext, config: dict):
         try:

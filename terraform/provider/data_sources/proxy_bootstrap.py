@@ -2,16 +2,17 @@
 proxyless gRPC client starts from, made by the same code as `interlock-bootstrap`."""
 import json
 
-from tf.iface import DataSource, ReadDataContext
+from tf.iface import ReadDataContext
 
 from client.bootstrap import BootstrapError, BootstrapOptions, envoy_bootstrap, grpc_bootstrap, node_id
 from terraform.provider import schema as s
+from terraform.provider.data_sources import ApiDataSource
 from terraform.provider.client import ApiError
 
 KINDS = {"envoy": envoy_bootstrap, "grpc": grpc_bootstrap}
 
 
-class ProxyBootstrap(DataSource):
+class ProxyBootstrap(ApiDataSource):
     name = "proxy_bootstrap"
     description = ("The bootstrap of one proxy: JSON an Envoy sidecar starts from (`envoy -c`), or the file a "
                    "proxyless gRPC client names in `GRPC_XDS_BOOTSTRAP`. The mesh is checked through the API and "
@@ -37,17 +38,6 @@ class ProxyBootstrap(DataSource):
         s.string("node_id", "The proxy's node id.", read_only=True),
         s.string("json", "The bootstrap, as JSON text (holds the token).", read_only=True, sensitive=True),
     )
-
-    def __init__(self, provider):
-        self.provider = provider
-
-    @classmethod
-    def get_name(cls):
-        return cls.name
-
-    @classmethod
-    def get_schema(cls):
-        return s.tf_schema(cls.fields, cls.description)
 
     def validate(self, diags, type_name, config):
         super().validate(diags, type_name, config)
