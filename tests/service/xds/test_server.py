@@ -101,8 +101,14 @@ def test_delta_subscribe_unsubscribe_and_removal(api, token, hand, replica, chan
     stream.send(discovery_pb2.DeltaDiscoveryRequest(type_url=ENDPOINT, resource_names_subscribe=["a-svc", "b-svc"]))
     eds = stream.recv()
     assert [r.name for r in eds.resources] == ["a-svc"] and list(eds.removed_resources) == ["b-svc"]
+    # Subscribing to a missing name in the same request gets an answer, so the test knows the
+    # unsubscribe was applied before the change below (else a push may cross it, as the protocol allows).
     stream.send(discovery_pb2.DeltaDiscoveryRequest(type_url=ENDPOINT, response_nonce=eds.nonce,
-                                                    resource_names_unsubscribe=["a-svc"]))
+                                                    resource_names_unsubscribe=["a-svc"],
+                                                    resource_names_subscribe=["c-svc"]))
+    answer = stream.recv()
+    assert list(answer.resources) == [] and list(answer.removed_resources) == ["c-svc"]
+    stream.send(discovery_pb2.DeltaDiscoveryRequest(type_url=ENDPOINT, response_nonce=answer.nonce))
     hand.snapshots[("acme", "m1")] = Snapshot.of([cluster("b-svc"), endpoints("a-svc", 9999), endpoints("b-svc", 1)])
     announce()
     updates = {}
