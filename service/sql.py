@@ -51,6 +51,48 @@ def select(model, where: str, params) -> list:
         return [instance(row) for row in cursor.fetchall()]
 
 
+def row_lock() -> str:
+    """The lock a writer takes on a row it is about to change: FOR NO KEY
+    UPDATE queues the row's other writers, but not the foreign-key checks of
+    rows that refer to it (FOR KEY SHARE), which a plain FOR UPDATE would hold
+    up."""
+    features = connection.features
+    if features.has_select_for_no_key_update:
+        return "FOR NO KEY UPDATE"
+    return "FOR UPDATE" if features.has_select_for_update else ""  # SQLite locks the whole database anyway
+
+
+@functools.cache
+def related_sql(model, relation: str) -> str:
+    """The rows a many-to-many `relation` of one `model` instance links to."""
+    field = model._meta.get_field(relation)
+    target, through = field.related_model._meta, quote(field.remote_field.through._meta.db_table)
+    table = quote(target.db_table)
+    columns = ", ".join(f"{table}.{quote(column.column)}" for column in target.concrete_fields)
+    return (f"SELECT {columns} FROM {table} JOIN {through} ON {through}.{quote(field.m2m_reverse_name())} = "
+            f"{table}.{quote(target.pk.column)} WHERE {through}.{quote(field.m2m_column_name())} = %s")
+
+
+def prefetch(instance, relation: str):
+    """prefetch_related(`relation`) for one instance: the same rows, in the
+    same order (the same join, and no ORDER BY), by a prebuilt statement."""
+    _, make = row_reader(type(instance)._meta.get_field(relation).related_model)
+    with connection.cursor() as cursor:
+        cursor.execute(related_sql(type(instance), relation), [instance.pk])
+        remember_prefetched(instance, getattr(instance, relation), [make(row) for row in cursor.fetchall()])
+
+
+def remember_prefetched(instance, manager, rows):
+    """What prefetch_related would leave on `instance` for `manager`, without
+    the query: the request knows the rows (it read or just wrote them).
+    Django keeps a prefetched relation as a done queryset in this cache."""
+    queryset = manager.get_queryset()
+    queryset._result_cache, queryset._prefetch_done = list(rows), True
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}
+    instance._prefetched_objects_cache[manager.prefetch_cache_name] = queryset
+
+
 def update(model, assignments: str, where: str, params, returning=False):
     """UPDATE `model`'s rows that match `where`: the number of rows, or with
     `returning` the rows as they are after it."""

@@ -50,20 +50,12 @@ def usage(tenant: Tenant, quota: str) -> int:
 
 def lock_tenant(tenant: Tenant) -> Tenant:
     """Serialize quota-checked writes of one tenant; call inside a transaction.
-    FOR NO KEY UPDATE: it queues quota checks, but not the foreign-key checks
-    every write of the tenant makes at commit (FOR KEY SHARE of this row),
-    which a plain FOR UPDATE would hold up, and deadlock with a write that
-    holds a row the quota checker waits for. A prebuilt statement: every
-    create runs it."""
-    (locked,) = sql.select(Tenant, f"id = %s {row_lock()}", [tenant.pk])
+    The NO KEY lock (sql.row_lock) queues quota checks, but not the foreign-key
+    checks every write of the tenant makes (FOR KEY SHARE of this row), which
+    would otherwise deadlock with a write that holds a row the quota checker
+    waits for. A prebuilt statement: every create runs it."""
+    (locked,) = sql.select(Tenant, f"id = %s {sql.row_lock()}", [tenant.pk])
     return locked
-
-
-def row_lock() -> str:
-    features = connection.features
-    if features.has_select_for_no_key_update:
-        return "FOR NO KEY UPDATE"
-    return "FOR UPDATE" if features.has_select_for_update else ""  # SQLite locks the whole database anyway
 
 
 def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:

@@ -71,3 +71,19 @@ def test_save_writes_every_field_and_touches_updated_at(mesh):
     stored = Mesh.objects.get(pk=mesh.pk)
     assert (stored.description, stored.labels, stored.interception_port) == ("edge", {"a": "b"}, 15006)
     assert stored.updated_at > before and stored.created_at == mesh.created_at
+
+
+def test_prefetch_leaves_what_prefetch_related_would_with_one_query(tenant, mesh, django_assert_num_queries):
+    others = [Mesh.objects.create(tenant=tenant, name=f"m{i}") for i in (3, 2)]
+    route = HttpRoute.objects.create(tenant=tenant, name="r", hostnames=["a.example"], rules=[])
+    route.meshes.set([others[0], mesh, others[1]])
+    HttpRoute.objects.create(tenant=tenant, name="other", hostnames=["b.example"], rules=[]).meshes.set([mesh])
+    expected = list(HttpRoute.objects.prefetch_related("meshes").get(pk=route.pk).meshes.all())
+    found = HttpRoute.objects.get(pk=route.pk)
+    with django_assert_num_queries(1):
+        sql.prefetch(found, "meshes")
+    with django_assert_num_queries(0):
+        meshes = list(found.meshes.all())
+    assert meshes == expected and len(meshes) == 3
+    assert [m.labels for m in meshes] == [m.labels for m in expected]  # converted as the ORM converts them
+

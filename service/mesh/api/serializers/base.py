@@ -5,6 +5,7 @@ from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 
 from service import sql
+from service.field_trees import ReusedFieldTree
 from service.mesh import validation
 
 UINT32_MAX = 2**32 - 1
@@ -59,17 +60,6 @@ def names(**kwargs):
     )
 
 
-def remember_prefetched(instance, manager, rows):
-    """What prefetch_related would leave on `instance` for `manager`, without
-    the query: the rows were just written, so the request knows them. (Django
-    keeps a prefetched relation as a done queryset in this cache.)"""
-    queryset = manager.get_queryset()
-    queryset._result_cache, queryset._prefetch_done = list(rows), True
-    if not hasattr(instance, "_prefetched_objects_cache"):
-        instance._prefetched_objects_cache = {}
-    instance._prefetched_objects_cache[manager.prefetch_cache_name] = queryset
-
-
 def is_name_clash(error: IntegrityError) -> bool:
     """Whether the write broke a `..._unique_name` constraint (every policy
     model has one on (tenant[, type], name)). Postgres names the constraint;
@@ -80,7 +70,7 @@ def is_name_clash(error: IntegrityError) -> bool:
     return str(error).startswith("UNIQUE constraint failed") and str(error).endswith(".name")
 
 
-class PolicySerializer(serializers.ModelSerializer):
+class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
     name = serializers.CharField(max_length=63, validators=[validation.resource_name])
     description = serializers.CharField(max_length=1024, required=False, allow_blank=True, default="")
     labels = serializers.DictField(
@@ -142,7 +132,7 @@ class PolicySerializer(serializers.ModelSerializer):
             through = manager.through
             sql.insert([through(**{manager.source_field_name: instance, manager.target_field_name: target})
                         for target in targets])
-            remember_prefetched(instance, manager, targets)  # in the order they were inserted, as a read gives them
+            sql.remember_prefetched(instance, manager, targets)  # in the order they were inserted, as a read gives them
             return
         prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
         if set(manager.all()) != set(targets):

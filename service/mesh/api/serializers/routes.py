@@ -7,7 +7,7 @@ from rest_framework import serializers
 from service import sql
 from service.mesh import validation
 from service.mesh.api.serializers import route_actions as actions
-from service.mesh.api.serializers.base import Block, PolicySerializer, remember_prefetched
+from service.mesh.api.serializers.base import Block, PolicySerializer
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
 from service.mesh.validation import invalid
 from service.tenants.api.fields import TenantSlugRelatedField
@@ -97,7 +97,7 @@ class RouteSerializer(PolicySerializer):
     def save_links(self, route, meshes, destinations):
         self.replace_links(route, "meshes", meshes)
         if self.instance is not None and self.destinations_before == {service.name for service in destinations}:
-            remember_prefetched(route, route.destinations, destinations)
+            sql.remember_prefetched(route, route.destinations, destinations)
         else:
             self.replace_links(route, "destinations", destinations)
 
