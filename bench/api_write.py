@@ -23,6 +23,7 @@ run exit 1. The load stops at --max-seconds whatever is left, and the server is
 always stopped.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -38,6 +39,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import urllib3
 from urllib3.exceptions import HTTPError
+
+from service.cli import API_THREADS, API_WORKERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DATABASE = "interlock_bench"
@@ -63,8 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # 500 lets every phase finish well inside the cap at today's ~40-50 writes/s on 2 shared cores.
     cli.add_argument("--requests", type=int, default=500, help="requests per phase (default 500)")
     cli.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
-    cli.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3: 2 cores + 1)")
-    cli.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    add_server_arguments(cli)
     cli.add_argument("--max-seconds", type=float, default=120.0, help="wall-clock cap on the load (default 120)")
     cli.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"),
                      help="the Postgres server to use; the database name is always " + BENCH_DATABASE)
@@ -121,6 +123,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def add_server_arguments(cli: argparse.ArgumentParser):
+    cli.add_argument("--workers", type=int, default=API_WORKERS,
+                     help=f"gunicorn workers (default {API_WORKERS}, as `interlock api`)")
+    cli.add_argument("--threads", type=int, default=API_THREADS,
+                     help=f"threads per gunicorn worker (default {API_THREADS}, as `interlock api`)")
+
+
+@contextlib.contextmanager
+def serving(env: dict, port: int, args, log):
+    """`interlock api` on `port`, ready for the body; its log printed if the
+    body fails, and the server always stopped."""
+    server = start_server(env, port, args.workers, args.threads, log)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", server)
+        yield server
+    except BaseException:
+        print(f"server log (last 3000 characters):\n{tail(log)}", file=sys.stderr)
+        raise
+    finally:
+        stop_server(server)
 
 
 def start_server(env: dict, port: int, workers: int, threads: int, log) -> subprocess.Popen:
@@ -427,19 +451,12 @@ def main(argv=None) -> int:
           f"database {BENCH_DATABASE}, redis {args.redis_url}; "
           f"load average {load:.2f} on {os.cpu_count()} cores before the run", flush=True)
     with tempfile.TemporaryFile("w+") as log:
-        server = start_server(env, port, args.workers, args.threads, log)
-        meter = None
-        try:
-            wait_ready(base, server)
+        with serving(env, port, args, log) as server:
             meter = CpuMeter(server.pid, bench_url)
-            phases = run_load(base, key, args, meter)
-        except BaseException:
-            print(f"server log (last 3000 characters):\n{tail(log)}", file=sys.stderr)
-            raise
-        finally:
-            if meter is not None:
+            try:
+                phases = run_load(base, key, args, meter)
+            finally:
                 meter.close()
-            stop_server(server)
         server_log = tail(log)
     print_table(phases)
     if args.json:

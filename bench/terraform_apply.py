@@ -34,9 +34,7 @@ from pathlib import Path
 import requests
 
 # The server plumbing of the sibling benchmark (this directory is on sys.path when run as a script).
-from api_write import (
-    free_port, migrate_and_make_tenant, recreate_database, start_server, stop_server, tail, wait_ready,
-)
+from api_write import add_server_arguments, free_port, migrate_and_make_tenant, recreate_database, serving
 from terraform.provider import mirror
 
 DATABASE = "interlock_bench_terraform"
@@ -80,8 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     cli.add_argument("--resources", type=int, default=100, help="resources to manage (default 100)")
     cli.add_argument("--parallelism", type=int, default=10,
                      help="terraform -parallelism, and the floor's client threads (default 10, terraform's)")
-    cli.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3: 2 cores + 1)")
-    cli.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    add_server_arguments(cli)
     cli.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/"),
                      help="the Postgres server to use; the database name is always " + DATABASE)
     cli.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
@@ -223,19 +220,12 @@ def main(argv=None) -> int:
     print(f"{resources} resources (1 mesh, {services} x endpoint group + backend service + HTTP route); "
           f"interlock api {args.workers} workers x {args.threads} threads on {base}; parallelism "
           f"{args.parallelism}; load average {load:.2f} on {os.cpu_count()} cores before the run", flush=True)
-    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as scratch:
-        server = start_server(env, port, args.workers, args.threads, log)
-        try:
-            wait_ready(base, server)
-            timings = api_floor(base, key, services, args.parallelism)
-            timings.update(terraform_cycle(base, key, services, args.parallelism, Path(scratch)))
-            if not tenant_is_empty(base, key):
-                raise SystemExit("objects are left in the tenant after terraform destroy")
-        except BaseException:
-            print(f"server log (last 3000 characters):\n{tail(log)}", file=sys.stderr)
-            raise
-        finally:
-            stop_server(server)
+    with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as scratch, \
+            serving(env, port, args, log):
+        timings = api_floor(base, key, services, args.parallelism)
+        timings.update(terraform_cycle(base, key, services, args.parallelism, Path(scratch)))
+        if not tenant_is_empty(base, key):
+            raise SystemExit("objects are left in the tenant after terraform destroy")
     print_table(timings, resources)
     if args.json:
         config = {"resources": resources, "parallelism": args.parallelism, "workers": args.workers,

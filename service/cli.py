@@ -14,6 +14,15 @@ import os
 import sys
 
 
+# The API server's defaults. Processes, not threads: a request is Python on
+# the CPU between its database and cache round trips, and threads of one
+# process take turns at the GIL, which on the 2-core development machine cost
+# a route write a third more CPU at 4 threads than at 1 (docs/performance.md).
+# The number of processes is gunicorn's own advice.
+API_WORKERS = 2 * (os.cpu_count() or 1) + 1
+API_THREADS = 1
+
+
 def setup_django():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
     import django
@@ -97,8 +106,8 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("api", help="serve the REST API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
-    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--workers", type=int, default=API_WORKERS)
+    serve.add_argument("--threads", type=int, default=API_THREADS)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(run=api)
 
