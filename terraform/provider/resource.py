@@ -14,9 +14,11 @@ from terraform.provider import schema
 from terraform.provider.client import ApiError, Client
 
 
-class ApiResource(Resource):
+class Declared:
+    """What resources and data sources share: a type name, a schema made of
+    their declared fields, and the provider's API client."""
+
     name: ClassVar[str]  # the type name without the provider's prefix, e.g. "mesh"
-    collection: ClassVar[str]  # the API collection, e.g. "meshes"
     description: ClassVar[str]
     fields: ClassVar[tuple[schema.Field, ...]]
 
@@ -34,6 +36,10 @@ class ApiResource(Resource):
     @property
     def client(self) -> Client:
         return self.provider.client
+
+
+class ApiResource(Declared, Resource):
+    collection: ClassVar[str]  # the API collection, e.g. "meshes"
 
     def validate(self, diags: Diagnostics, type_name: str, config: dict):
         super().validate(diags, type_name, config)

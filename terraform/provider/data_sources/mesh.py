@@ -20,7 +20,7 @@ class MeshData(ApiDataSource):
 
     def read(self, ctx: ReadDataContext, config: dict):
         try:
-            body = self.provider.client.get(Mesh.collection, config["name"])
+            body = self.client.get(Mesh.collection, config["name"])
         except ApiError as error:
             ctx.diagnostics.add_error(f"Cannot read mesh {config['name']!r}", str(error), path=["name"])
             return None

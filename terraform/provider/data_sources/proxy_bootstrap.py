@@ -51,7 +51,7 @@ class ProxyBootstrap(ApiDataSource):
                 "secret only when the token is created): `terraform apply -replace=<address>` issues a new one.",
                 path=["token"])
             return None
-        client = self.provider.client
+        client = self.client
         try:
             client.get("meshes", state["mesh"])
             state["tenant"] = client.tenant()["name"]
