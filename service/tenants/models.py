@@ -15,9 +15,18 @@ class Tenant(models.Model):
     max_resources = models.PositiveIntegerField(default=2000)
     max_endpoints = models.PositiveIntegerField(default=20000)
     max_proxies = models.PositiveIntegerField(default=5000)
+    # No fewer than the policy resources the tenant has, kept by the quota
+    # check (quotas.py); NULL when not known, and then counted.
+    resources_bound = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        # The bound changes only under the tenant's lock; this copy of it may
+        # be stale, and a stale one written back could let creates past the quota.
+        self.resources_bound = None
+        super().save(*args, **kwargs)
 
     def quota_limit(self, quota: str) -> int:
         return getattr(self, f"max_{quota}")

@@ -1,8 +1,15 @@
 """Per-tenant quotas. Each tenant-owned model names the quota its rows count
 against (`quota = "resources"`). A write checks its quota after it has made its
-rows, at the end of its transaction: it takes the tenant's row lock, then
-counts (its own rows included), so two concurrent creates cannot both slip
-under the limit, and creates of one tenant queue only for that last step."""
+rows, at the end of its transaction, under the tenant's row lock, so two
+concurrent creates cannot both slip under the limit, and creates of one tenant
+queue only for that last step.
+
+Counting a tenant's rows costs more the more it has, so the resources quota
+keeps a bound on the tenant's row (`Tenant.resources_bound`): never below the
+rows there are, because every create adds to it in the statement that takes
+the lock; deletes leave it alone. Only when it passes the limit (or is not
+known) are the rows counted, and the bound set to the count.
+"""
 import functools
 
 from django.apps import apps
@@ -13,6 +20,11 @@ from rest_framework.exceptions import APIException
 from service import sql
 from service.tenants.models import Tenant
 from service.tenants.scoping import TenantOwnedModel
+
+
+# The quotas whose tenant row keeps a bound (`<quota>_bound`). Every write that
+# adds such rows must pass here, or forget the bound (lock_tenant_uncounted).
+BOUNDED = frozenset({"resources"})
 
 
 class QuotaExceeded(APIException):
@@ -53,9 +65,27 @@ def lock_tenant(tenant: Tenant) -> Tenant:
     The NO KEY lock (sql.row_lock) queues quota checks, but not the foreign-key
     checks every write of the tenant makes (FOR KEY SHARE of this row), which
     would otherwise deadlock with a write that holds a row the quota checker
-    waits for. A prebuilt statement: every create runs it."""
+    waits for."""
     (locked,) = sql.select(Tenant, f"id = %s {sql.row_lock()}", [tenant.pk])
     return locked
+
+
+def lock_tenant_uncounted(tenant: Tenant) -> None:
+    """The tenant's lock for a write that may add rows without ensure_room (a
+    rollback): their bounds are forgotten, so the next check counts. An UPDATE
+    that sets no key column takes the same NO KEY lock."""
+    sql.update(Tenant, ", ".join(f"{quota}_bound = NULL" for quota in sorted(BOUNDED)), "id = %s", [tenant.pk])
+
+
+def lock_tenant_adding(tenant: Tenant, quota: str, adding: int) -> tuple[Tenant, bool]:
+    """The tenant's lock, taken by adding `adding` to the bound of `quota`
+    where it keeps one (a prebuilt statement: every create runs it); and
+    whether the quota is sure to hold without counting."""
+    if quota not in BOUNDED:
+        return lock_tenant(tenant), False
+    bound = f"{quota}_bound"
+    (locked,) = sql.update(Tenant, f"{bound} = {bound} + %s", "id = %s", [adding, tenant.pk], returning=True)
+    return locked, getattr(locked, bound) is not None and getattr(locked, bound) <= locked.quota_limit(quota)
 
 
 def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
@@ -63,10 +93,14 @@ def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
     of them count against `quota`). The count is a statement of its own, after
     the lock: one that waited for the lock must see what its predecessor
     committed, and a statement sees only what was committed when it began."""
-    limit = lock_tenant(tenant).quota_limit(quota)
-    used = usage(tenant, quota)
+    locked, sure = lock_tenant_adding(tenant, quota, adding)
+    if sure:
+        return
+    used, limit = usage(tenant, quota), locked.quota_limit(quota)
     if used > limit:
         raise QuotaExceeded(
             f"The tenant's {quota} quota is {limit}; {used - adding} are in use and this change adds {adding}. "
             "Delete some or ask for a larger quota."
         )
+    if quota in BOUNDED:
+        sql.update(Tenant, f"{quota}_bound = %s", "id = %s", [used, tenant.pk])

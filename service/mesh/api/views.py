@@ -264,7 +264,9 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def rollback(self, request, mesh_name=None, number=None):
         # The tenant's lock keeps creates out while the rollback reads and
         # rewrites the mesh; its meshes it locks at commit, as every write does.
-        quotas.lock_tenant(request.tenant)
+        # What it restores is not checked against the quota, only counted by
+        # the next create's check.
+        quotas.lock_tenant_uncounted(request.tenant)
         mesh = Mesh.objects.get(pk=self.get_object().mesh_id)
         revision = rollbacks.rollback(mesh, int(number), actor(request))
         return Response(self.get_serializer(revision).data, status=201)

@@ -7,7 +7,7 @@ from tests.service.api_base import seed
 
 # Counted inside the test's transaction, so each includes the SAVEPOINT and
 # RELEASE of the request's atomic block (BEGIN and COMMIT in production).
-CREATE_BUDGET = 15
+CREATE_BUDGET = 14
 UPDATE_BUDGET = 13
 
 

@@ -4,10 +4,14 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from service.mesh.models import Endpoint, EndpointGroup, Mesh
+from service.tenants import quotas
 from service.tenants.models import Tenant
+from tests.service.api_base import seed
+from tests.service.mesh.test_api_resources import http_rules
 
 
 def endpoints(count, first=1):
@@ -43,6 +47,49 @@ def test_room_freed_by_a_delete_can_be_used(api, tenant):
     assert api.post("/api/v1/meshes", {"name": "m2"}, format="json").status_code == 403
     assert api.delete("/api/v1/meshes/m1").status_code == 204
     assert api.post("/api/v1/meshes", {"name": "m2"}, format="json").status_code == 201
+
+
+def bound(tenant):
+    return Tenant.objects.get(pk=tenant.pk).resources_bound
+
+
+def test_a_create_under_a_known_bound_counts_nothing(api, tenant):
+    assert api.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
+    assert bound(tenant) == 1  # not known before: counted
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("/api/v1/meshes", {"name": "m2"}, format="json").status_code == 201
+    assert not [query["sql"] for query in queries if "COUNT(" in query["sql"]]
+    assert bound(tenant) == quotas.usage(tenant, "resources") == 2
+    # A delete leaves the bound above what is used; it stays an upper bound.
+    assert api.delete("/api/v1/meshes/m2").status_code == 204
+    assert bound(tenant) == 2 and quotas.usage(tenant, "resources") == 1
+
+
+def test_a_saved_tenant_forgets_its_bound(api, tenant):
+    assert api.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
+    stale = Tenant.objects.get(pk=tenant.pk)
+    assert api.post("/api/v1/meshes", {"name": "m2"}, format="json").status_code == 201
+    stale.max_resources = 2
+    stale.save()  # its copy of the bound (1) is below what is used now
+    assert bound(tenant) is None
+    assert api.post("/api/v1/meshes", {"name": "m3"}, format="json").status_code == 403
+
+
+def test_a_rollback_makes_the_next_create_count_what_it_restored(api, tenant):
+    seed(api)
+    body = {"name": "web", "meshes": ["m1"], "hostnames": ["web.example"], "rules": http_rules((90, 10))}
+    assert api.post("/api/v1/http-routes", body, format="json").status_code == 201
+    good = api.get("/api/v1/meshes/m1/revisions").json()["results"][0]["number"]
+    assert api.delete("/api/v1/http-routes/web").status_code == 204
+    used = quotas.usage(tenant, "resources")
+    set_quota(tenant, max_resources=used + 1)
+    assert api.post("/api/v1/meshes", {"name": "m9"}, format="json").status_code == 201
+    assert bound(tenant) == used + 1  # counted, so exact
+    assert api.post(f"/api/v1/meshes/m1/revisions/{good}/rollback").status_code == 201  # web is back
+    # Without counting, the old bound would leave room for one more.
+    Tenant.objects.filter(pk=tenant.pk).update(max_resources=used + 2)
+    refused = api.post("/api/v1/meshes", {"name": "m10"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "quota_exceeded"
 
 
 def test_quotas_are_per_tenant(api, other_api, tenant):
