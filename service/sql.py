@@ -122,15 +122,40 @@ def insert(objs, ignore_conflicts=False):
     constraint are skipped, and no key comes back)."""
     if not objs:
         return
-    sql, fields = insert_sql(type(objs[0]), len(objs), ignore_conflicts)
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+    sql, params = insert_statement(objs, ignore_conflicts)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [] if ignore_conflicts else [pk for (pk,) in cursor.fetchall()]
     for obj, pk in zip(objs, keys):
         obj.pk = pk
+    mark_saved(objs)
+
+
+def insert_statement(objs, ignore_conflicts: bool) -> tuple[str, list]:
+    sql, fields = insert_sql(type(objs[0]), len(objs), ignore_conflicts)
+    return sql, [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+
+
+def mark_saved(objs):
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
+
+
+def insert_new_then_update(objs, model, assignments: str, where: str, params) -> int:
+    """insert(`objs`, ignore_conflicts=True), then update(`model`, ...): one
+    round trip where an UPDATE's WITH may INSERT (Postgres), two elsewhere.
+    In the WITH, the UPDATE does not see the rows inserted (both run on the
+    statement's snapshot), so it must not refer to them."""
+    if connection.vendor != "postgresql" or not objs:
+        insert(objs, ignore_conflicts=True)
+        return update(model, assignments, where, params)
+    inserting, values = insert_statement(objs, ignore_conflicts=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH inserted AS ({inserting}) UPDATE {quote(model._meta.db_table)} SET {assignments} "
+                       f"WHERE {where}", [*values, *params])
+        updated = cursor.rowcount
+    mark_saved(objs)
+    return updated
 
 
 def save(instance):

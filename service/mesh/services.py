@@ -75,9 +75,10 @@ def stamp(instance, tenant, serializer=None) -> str:
     representation = serializer.to_representation(instance)
     body = serializer.policy_body(representation)
     digest = content_digest(instance.kind, body)
-    sql.insert([ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
-                                body=body)], ignore_conflicts=True)
-    if not sql.update(type(instance), "version = %s", "id = %s AND tenant_id = %s", [digest, instance.pk, tenant.pk]):
+    version = ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
+                              body=body)
+    if not sql.insert_new_then_update([version], type(instance), "version = %s", "id = %s AND tenant_id = %s",
+                                      [digest, instance.pk, tenant.pk]):
         raise PermissionDenied("The change would reach outside this tenant.")
     instance.version = digest
     if serializer.instance is instance:

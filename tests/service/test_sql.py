@@ -3,7 +3,7 @@ both ways, through Django's own cursor."""
 import datetime
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from service import sql
 from service.mesh.models import Change, HttpRoute, Mesh, ResourceVersion, Route
@@ -44,6 +44,20 @@ def test_insert_with_ignore_conflicts_skips_what_a_unique_index_holds(tenant):
 def test_insert_raises_integrity_error_on_a_clash_without_ignore(tenant, mesh):
     with pytest.raises(IntegrityError), transaction.atomic():
         sql.insert([Mesh(tenant=tenant, name="m1")])
+
+
+def test_insert_new_then_update_is_one_statement_where_it_can_be(tenant, mesh, django_assert_num_queries):
+    versions = [ResourceVersion(tenant=tenant, digest=d, kind="meshes", name="m1", body={"d": d}) for d in ("d1", "d2")]
+    sql.insert([versions[0]], ignore_conflicts=True)
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
+        updated = sql.insert_new_then_update(versions, Mesh, "version = %s", "id = %s", ["d2", mesh.pk])
+    assert updated == 1 and Mesh.objects.get(pk=mesh.pk).version == "d2"
+    # d1 was there already and is kept as it was; d2 is new.
+    assert dict(ResourceVersion.objects.values_list("digest", "body")) == {"d1": {"d": "d1"}, "d2": {"d": "d2"}}
+    assert not versions[1]._state.adding
+    extra = ResourceVersion(tenant=tenant, digest="d3", kind="meshes", name="m1", body={})
+    assert sql.insert_new_then_update([extra], Mesh, "version = %s", "id = %s", ["d3", -1]) == 0
+    assert ResourceVersion.objects.filter(digest="d3").exists()  # the insert does not depend on the update
 
 
 def test_select_gives_instances_equal_to_the_orms(mesh, django_assert_num_queries):
