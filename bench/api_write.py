@@ -3,10 +3,11 @@
     python bench/api_write.py [--requests 500] [--concurrency 8] [--json out.json]
 
 Makes its own database (``interlock_bench``, dropped and recreated each run on
-the server DATABASE_URL names), migrates it, starts ``interlock api`` (gunicorn
-gthread) as a subprocess on Redis, creates a tenant with the CLI, seeds a mesh
-with two endpoint groups and two backend services, and then measures, with K
-client threads in this process (a keep-alive urllib3 connection each):
+the server DATABASE_URL names), migrates it, starts ``interlock api`` (gunicorn,
+the CLI's defaults) as a subprocess on Redis, creates a tenant with the CLI,
+seeds a mesh with two endpoint groups and two backend services, and then
+measures, with K client threads in this process (a urllib3 connection each,
+kept alive where the server keeps it; its sync workers close it):
 
     healthz  GET /healthz: no database, no auth -- the framework+server floor
     one-row  N POST /bench/one-row: the peer, the smallest DRF write (auth, rate
@@ -446,7 +447,7 @@ def main(argv=None) -> int:
     base = f"http://127.0.0.1:{port}"
     # Other work on the machine skews every figure; say how busy it was.
     load = os.getloadavg()[0]
-    print(f"interlock api: {args.workers} workers x {args.threads} threads (gthread) on {base}; "
+    print(f"interlock api: {args.workers} workers x {args.threads} threads on {base}; "
           f"clients: {args.concurrency} threads, {args.requests} requests per phase; "
           f"database {BENCH_DATABASE}, redis {args.redis_url}; "
           f"load average {load:.2f} on {os.cpu_count()} cores before the run", flush=True)

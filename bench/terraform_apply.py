@@ -5,7 +5,7 @@ same writes made straight to the REST API.
 
 Makes its own database (``interlock_bench_terraform``, dropped and recreated on
 the server DATABASE_URL names), migrates it and starts ``interlock api``
-(gunicorn gthread) as bench/api_write.py does, builds the provider's
+(gunicorn, as `interlock api` runs it) as bench/api_write.py does, builds the provider's
 filesystem mirror in a temporary directory, and measures:
 
     api create / api delete   the floor: the same objects' POSTs, then DELETEs,

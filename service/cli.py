@@ -18,7 +18,11 @@ import sys
 # the CPU between its database and cache round trips, and threads of one
 # process take turns at the GIL, which on the 2-core development machine cost
 # a route write a third more CPU at 4 threads than at 1 (docs/performance.md).
-# The number of processes is gunicorn's own advice.
+# The number of processes is gunicorn's own advice. With one thread gunicorn
+# runs its sync workers: a worker takes the next connection only when it is
+# free, so requests queue in one line (the listening socket's), not behind
+# whichever busy worker holds their keep-alive connection (gthread, which
+# gunicorn runs for more threads).
 API_WORKERS = 2 * (os.cpu_count() or 1) + 1
 API_THREADS = 1
 
@@ -71,7 +75,6 @@ def api(args) -> int:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-" if args.access_log else None)
 
         def load(self):
