@@ -13,13 +13,14 @@ meshes' rows by id (the revision bump), then the route claims of those meshes.
 A write therefore holds them only from there to commit, and two writes cannot
 wait for each other in a cycle.
 """
+import functools
 import hashlib
 import json
 import logging
 from collections import defaultdict
 
 import jsonpatch
-from django.db import transaction
+from django.db import connection, transaction
 from rest_framework.exceptions import PermissionDenied
 
 from service import sql
@@ -92,6 +93,46 @@ def bump(mesh_id: int) -> Mesh | None:
     return next(iter(sql.update(Mesh, "revision = revision + 1", "id = %s", [mesh_id], returning=True)), None)
 
 
+@functools.cache
+def bump_recording_sql(inserting_change: bool) -> str:
+    """bump() that also inserts the mesh's Revision (and, if asked, first
+    its Change) in its WITH: Postgres runs them as one statement. Its row is
+    the change's id, the revision's, and the bumped mesh (NULLs if deleted)."""
+    mesh_columns, _ = sql.row_reader(Mesh)
+    meshes, revisions_table = sql.quote(Mesh._meta.db_table), sql.quote(Revision._meta.db_table)
+    change_id = "(SELECT id FROM changed)" if inserting_change else "%s"
+    inserting = f"changed AS ({sql.insert_sql(Change, 1, False)[0]}), " if inserting_change else ""
+    return (f"WITH {inserting}bumped AS (UPDATE {meshes} SET revision = revision + 1 WHERE id = %s "
+            f"RETURNING {mesh_columns}), recorded AS (INSERT INTO {revisions_table} "
+            "(mesh_id, number, change_id, changes, checkpoint, created_at) "
+            f"SELECT id, revision, {change_id}, %s, NULL, %s FROM bumped RETURNING id) "
+            f"SELECT {change_id}, (SELECT id FROM recorded), {mesh_columns} FROM (SELECT 1) AS one LEFT JOIN bumped ON true")
+
+
+def bump_recording(mesh_id: int, change: Change, changes: dict[str, str]) -> tuple[Mesh, Revision] | None:
+    """bump(mesh_id), writing the revision of `change` (and `change`, if it
+    is not written yet) in the same statement. The revision has no
+    checkpoint: the caller adds one where its number asks for it."""
+    revision = Revision(mesh_id=mesh_id, number=0, change=change, changes=changes)
+    fields = [Revision._meta.get_field(name) for name in ("changes", "created_at")]
+    tail = [field.get_db_prep_save(field.pre_save(revision, True), connection) for field in fields]
+    inserting_change = change.pk is None
+    head = sql.insert_statement([change], False)[1] if inserting_change else []
+    params = [*head, mesh_id, *tail] if inserting_change else [mesh_id, change.pk, *tail, change.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(bump_recording_sql(inserting_change), params)
+        change_pk, revision_pk, *mesh_row = cursor.fetchone()
+    if inserting_change:
+        change.pk = change_pk
+        sql.mark_saved([change])
+    if revision_pk is None:
+        return None
+    revision.mesh = sql.row_reader(Mesh)[1](mesh_row)
+    revision.pk, revision.number = revision_pk, revision.mesh.revision
+    sql.mark_saved([revision])
+    return revision.mesh, revision
+
+
 class ChangeSet:
     """One committed change, of one resource or (a rollback) of many. Call
     `saved`/`deleted` for each resource written, inside the transaction, with
@@ -143,17 +184,47 @@ class ChangeSet:
         change = Change(
             tenant=self.tenant, actor=self.actor, action=self.action, kind=kind, name=name, resources=self.resources
         )
-        sql.insert([change])
         for quota, adding in self.room.items():
             quotas.ensure_room(self.tenant, quota, adding)
-        meshes = {mesh.pk: mesh for mesh in map(bump, sorted(self.mesh_ids)) if mesh is not None}
+        meshes, made = {}, []
+        for mesh_id in sorted(self.mesh_ids):
+            if self.recorded_with_bump(mesh_id):
+                bumped = bump_recording(mesh_id, change, dict(self.entries.get(mesh_id, {})))
+                if bumped:
+                    meshes[mesh_id], revision = bumped
+                    made.append(revision)
+                continue
+            if change.pk is None:
+                sql.insert([change])
+            if mesh := bump(mesh_id):
+                meshes[mesh_id] = mesh
+        if change.pk is None:  # it touched no mesh
+            sql.insert([change])
         for route, after, existed in self.routes:
             claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
-        made = [self.revision(mesh, change) for mesh in meshes.values()]
-        sql.insert(made)
+        recorded = {revision.mesh_id for revision in made}
+        later = [self.revision(mesh, change) for mesh in meshes.values() if mesh.pk not in recorded]
+        sql.insert(later)
+        for revision in made:
+            self.add_checkpoint(revision)
+        made += later
         for revision in made:
             self.announce(revision)
         return made
+
+    def recorded_with_bump(self, mesh_id: int) -> bool:
+        """Whether the mesh's revision can be written by its bump: its
+        changes are known before (none of its dependencies changed), and the
+        database runs an INSERT in an UPDATE's WITH."""
+        return mesh_id not in self.dependents and connection.vendor == "postgresql"
+
+    @staticmethod
+    def add_checkpoint(revision: Revision):
+        if revisions.is_checkpoint(revision.number):
+            revision.checkpoint = revisions.manifest(revision.mesh)
+            field = Revision._meta.get_field("checkpoint")
+            sql.update(Revision, "checkpoint = %s", "id = %s",
+                       [field.get_db_prep_save(revision.checkpoint, connection), revision.pk])
 
     def revision(self, mesh: Mesh, change: Change) -> Revision:
         changes = dict(self.entries.get(mesh.pk, {}))
