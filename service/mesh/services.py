@@ -193,12 +193,9 @@ class ChangeSet:
                 if bumped:
                     meshes[mesh_id], revision = bumped
                     made.append(revision)
-                continue
-            if change.pk is None:
-                sql.insert([change])
-            if mesh := bump(mesh_id):
+            elif mesh := bump(mesh_id):
                 meshes[mesh_id] = mesh
-        if change.pk is None:  # it touched no mesh
+        if change.pk is None:  # no bump wrote it
             sql.insert([change])
         for route, after, existed in self.routes:
             claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
