@@ -133,7 +133,19 @@ def insert(objs, ignore_conflicts=False):
 
 def insert_statement(objs, ignore_conflicts: bool) -> tuple[str, list]:
     sql, fields = insert_sql(type(objs[0]), len(objs), ignore_conflicts)
-    return sql, [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+    return sql, [value for obj in objs for value in column_values(obj, fields, adding=True)]
+
+
+def column_values(obj, fields, adding: bool) -> list:
+    """What `fields` of `obj` write to the database, as Model.save would
+    send them (auto_now and auto_now_add fields stamped)."""
+    return [field.get_db_prep_save(field.pre_save(obj, adding), connection) for field in fields]
+
+
+def writes_in_with() -> bool:
+    """Whether the database runs an INSERT in the WITH of another statement
+    (Postgres does; SQLite does not)."""
+    return connection.vendor == "postgresql"
 
 
 def mark_saved(objs):
@@ -146,7 +158,7 @@ def insert_new_then_update(objs, model, assignments: str, where: str, params) ->
     round trip where an UPDATE's WITH may INSERT (Postgres), two elsewhere.
     In the WITH, the UPDATE does not see the rows inserted (both run on the
     statement's snapshot), so it must not refer to them."""
-    if connection.vendor != "postgresql" or not objs:
+    if not writes_in_with() or not objs:
         insert(objs, ignore_conflicts=True)
         return update(model, assignments, where, params)
     inserting, values = insert_statement(objs, ignore_conflicts=True)
@@ -164,5 +176,5 @@ def save(instance):
     meta = type(instance)._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
+    params = column_values(instance, fields, adding=False)
     update(type(instance), assignments, f"{quote(meta.pk.column)} = %s", [*params, instance.pk])

@@ -114,8 +114,8 @@ def bump_recording(mesh_id: int, change: Change, changes: dict[str, str]) -> tup
     is not written yet) in the same statement. The revision has no
     checkpoint: the caller adds one where its number asks for it."""
     revision = Revision(mesh_id=mesh_id, number=0, change=change, changes=changes)
-    fields = [Revision._meta.get_field(name) for name in ("changes", "created_at")]
-    tail = [field.get_db_prep_save(field.pre_save(revision, True), connection) for field in fields]
+    tail = sql.column_values(revision, [Revision._meta.get_field(name) for name in ("changes", "created_at")],
+                             adding=True)
     inserting_change = change.pk is None
     head = sql.insert_statement([change], False)[1] if inserting_change else []
     params = [*head, mesh_id, *tail] if inserting_change else [mesh_id, change.pk, *tail, change.pk]
@@ -186,7 +186,7 @@ class ChangeSet:
         )
         for quota, adding in self.room.items():
             quotas.ensure_room(self.tenant, quota, adding)
-        meshes, made = {}, []
+        meshes, made, unrecorded = {}, [], []
         for mesh_id in sorted(self.mesh_ids):
             if self.recorded_with_bump(mesh_id):
                 bumped = bump_recording(mesh_id, change, dict(self.entries.get(mesh_id, {})))
@@ -195,12 +195,12 @@ class ChangeSet:
                     made.append(revision)
             elif mesh := bump(mesh_id):
                 meshes[mesh_id] = mesh
+                unrecorded.append(mesh)
         if change.pk is None:  # no bump wrote it
             sql.insert([change])
         for route, after, existed in self.routes:
             claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
-        recorded = {revision.mesh_id for revision in made}
-        later = [self.revision(mesh, change) for mesh in meshes.values() if mesh.pk not in recorded]
+        later = [self.revision(mesh, change) for mesh in unrecorded]
         sql.insert(later)
         for revision in made:
             self.add_checkpoint(revision)
@@ -213,15 +213,14 @@ class ChangeSet:
         """Whether the mesh's revision can be written by its bump: its
         changes are known before (none of its dependencies changed), and the
         database runs an INSERT in an UPDATE's WITH."""
-        return mesh_id not in self.dependents and connection.vendor == "postgresql"
+        return mesh_id not in self.dependents and sql.writes_in_with()
 
     @staticmethod
     def add_checkpoint(revision: Revision):
         if revisions.is_checkpoint(revision.number):
             revision.checkpoint = revisions.manifest(revision.mesh)
-            field = Revision._meta.get_field("checkpoint")
-            sql.update(Revision, "checkpoint = %s", "id = %s",
-                       [field.get_db_prep_save(revision.checkpoint, connection), revision.pk])
+            (value,) = sql.column_values(revision, [Revision._meta.get_field("checkpoint")], adding=False)
+            sql.update(Revision, "checkpoint = %s", "id = %s", [value, revision.pk])
 
     def revision(self, mesh: Mesh, change: Change) -> Revision:
         changes = dict(self.entries.get(mesh.pk, {}))

@@ -85,7 +85,8 @@ def lock_tenant_adding(tenant: Tenant, quota: str, adding: int) -> tuple[Tenant,
         return lock_tenant(tenant), False
     bound = f"{quota}_bound"
     (locked,) = sql.update(Tenant, f"{bound} = {bound} + %s", "id = %s", [adding, tenant.pk], returning=True)
-    return locked, getattr(locked, bound) is not None and getattr(locked, bound) <= locked.quota_limit(quota)
+    known = getattr(locked, bound)
+    return locked, known is not None and known <= locked.quota_limit(quota)
 
 
 def ensure_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
