@@ -6,8 +6,8 @@ Makes its own database (``interlock_bench``, dropped and recreated each run on
 the server DATABASE_URL names), migrates it, starts ``interlock api`` (gunicorn,
 the CLI's defaults) as a subprocess on Redis, creates a tenant with the CLI,
 seeds a mesh with two endpoint groups and two backend services, and then
-measures, with K client threads in this process (a urllib3 connection each,
-kept alive where the server keeps it; its sync workers close it):
+measures, with K client threads in this process (an http.client connection
+each, kept alive where the server keeps it; its sync workers close it):
 
     healthz  GET /healthz: no database, no auth -- the framework+server floor
     one-row  N POST /bench/one-row: the peer, the smallest DRF write (auth, rate
@@ -25,6 +25,7 @@ always stopped.
 """
 import argparse
 import contextlib
+import http.client
 import json
 import math
 import os
@@ -38,8 +39,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import urllib3
-from urllib3.exceptions import HTTPError
 
 from service.cli import API_THREADS, API_WORKERS
 
@@ -160,11 +159,14 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 30.0):
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the API server exited with {server.returncode} while starting")
+        probe = Client(base, key="", timeout=1.0)
         try:
-            if urllib3.request("GET", f"{base}/readyz", timeout=1, retries=False).status == 200:
+            if probe.get("/readyz").status == 200:
                 return
-        except HTTPError:  # not listening yet
+        except (OSError, http.client.HTTPException):  # not listening yet
             pass
+        finally:
+            probe.conn.close()
         time.sleep(0.1)
     raise SystemExit(f"the API server was not ready after {timeout:.0f} s")
 
@@ -270,9 +272,11 @@ class Phase:
         }
 
 
-def run_phase(name: str, count: int, send, concurrency: int, deadline: float, clients, meter: CpuMeter) -> Phase:
-    """`count` requests, `send(client, i)` each, from `concurrency` threads
-    that take the next index as soon as they are free (a closed loop)."""
+def run_phase(name: str, requests: list, concurrency: int, deadline: float, clients, meter: CpuMeter) -> Phase:
+    """`requests` ((method, path, encoded body or None) each, made before the
+    clock starts), sent from `concurrency` threads that take the next as soon
+    as they are free (a closed loop)."""
+    count = len(requests)
     phase = Phase(name, count)
     cpu_before = meter.reading()
     indexes, lock = iter(range(count)), threading.Lock()
@@ -285,11 +289,12 @@ def run_phase(name: str, count: int, send, concurrency: int, deadline: float, cl
                     phase.capped, i = True, None
             if i is None:
                 return
+            method, path, payload = requests[i]
             started = time.perf_counter()
             try:
-                response = send(client, i)
-                status, body = response.status, response.data
-            except HTTPError as exc:
+                answer = client.send(method, path, payload)
+                status, body = answer.status, answer.data
+            except (OSError, http.client.HTTPException) as exc:
                 status, body = type(exc).__name__, str(exc).encode()
             elapsed_ms = (time.perf_counter() - started) * 1000
             with lock:
@@ -320,30 +325,42 @@ def route_body(i: int, weight: int = 90) -> dict:
 
 
 class Client:
-    """One client thread's keep-alive connection to the server. Plain urllib3,
-    not requests: the load shares the server's cores, and a requests Session
-    spent ~1 ms of CPU per request (settings merging, environment proxy look-ups,
-    cookies, hooks) that the server then lacked. Not thread-safe: one per thread."""
+    """One client thread's connection to the server: the standard library's
+    http.client, which opens a new connection when the server closed the last
+    one (the sync workers close every one). Not requests, nor urllib3: the load
+    shares the server's cores, and their sessions, pools and retries cost ~1 ms
+    and ~0.3 ms of CPU per request that the server then lacks. Not
+    thread-safe: one per thread."""
 
-    def __init__(self, base: str, key: str):
+    def __init__(self, base: str, key: str, timeout: float = 30.0):
         parts = urlsplit(base)
-        # Like requests: no retries (every failure is counted), redirects returned as they are.
-        self.pool = urllib3.HTTPConnectionPool(parts.hostname, parts.port, maxsize=1, timeout=30.0,
-                                               retries=urllib3.Retry(0, read=False, redirect=False))
-        self.headers = {"Authorization": f"Bearer {key}"}
-        self.json_headers = {**self.headers, "Content-Type": "application/json"}
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    def get(self, path: str) -> urllib3.BaseHTTPResponse:
-        return self.pool.urlopen("GET", path, headers=self.headers)
+    def send(self, method: str, path: str, body: bytes | None = None) -> "Answer":
+        try:
+            self.conn.request(method, path, body=body, headers=self.headers)
+            response = self.conn.getresponse()
+            return Answer(response.status, response.read())
+        except (OSError, http.client.HTTPException):
+            self.conn.close()  # the next request opens a new connection
+            raise
 
-    def post(self, path: str, body) -> urllib3.BaseHTTPResponse:
-        return self.send_json("POST", path, body)
+    def get(self, path: str) -> "Answer":
+        return self.send("GET", path)
 
-    def patch(self, path: str, body) -> urllib3.BaseHTTPResponse:
-        return self.send_json("PATCH", path, body)
+    def post(self, path: str, body) -> "Answer":
+        return self.send("POST", path, encoded(body))
 
-    def send_json(self, method: str, path: str, body) -> urllib3.BaseHTTPResponse:
-        return self.pool.urlopen(method, path, body=json.dumps(body).encode(), headers=self.json_headers)
+
+@dataclass
+class Answer:
+    status: int
+    data: bytes
+
+
+def encoded(body) -> bytes:
+    return json.dumps(body).encode()
 
 
 def clients_for(base: str, key: str, count: int) -> list[Client]:
@@ -372,17 +389,17 @@ def run_load(base: str, key: str, args, meter: CpuMeter) -> list[Phase]:
     seed(clients[0])
     warm_up(clients)
     deadline = time.monotonic() + args.max_seconds
-    run = lambda name, count, send: run_phase(  # noqa: E731
-        name, count, send, args.concurrency, deadline, clients, meter)
-    routes = "/api/v1/http-routes"
-    healthz = run("healthz", args.requests, lambda c, i: c.get("/healthz"))
-    one_row = run("one-row", args.requests, lambda c, i: c.post("/bench/one-row", {"kind": "bench", "name": f"w{i}"}))
-    creates = run("create", args.requests, lambda c, i: c.post(routes, route_body(i)))
+    run = lambda name, requests: run_phase(  # noqa: E731
+        name, requests, args.concurrency, deadline, clients, meter)
+    routes, n = "/api/v1/http-routes", args.requests
+    healthz = run("healthz", [("GET", "/healthz", None)] * n)
+    one_row = run("one-row", [("POST", "/bench/one-row", encoded({"kind": "bench", "name": f"w{i}"})) for i in range(n)])
+    creates = run("create", [("POST", routes, encoded(route_body(i))) for i in range(n)])
     # Update only what was created (the cap may have cut the creates short);
     # weights cycle 1..89, never the 90 they were created with, so every PATCH changes the route.
     created = max(creates.done, 1)
-    updates = run("update", args.requests, lambda c, i: c.patch(
-        f"{routes}/r{i % created}", {"rules": route_body(i, weight=1 + i % 89)["rules"]}))
+    updates = run("update", [("PATCH", f"{routes}/r{i % created}",
+                              encoded({"rules": route_body(i, weight=1 + i % 89)["rules"]})) for i in range(n)])
     return [healthz, one_row, creates, updates]
 
 
