@@ -131,6 +131,41 @@ def insert(objs, ignore_conflicts=False):
     mark_saved(objs)
 
 
+def insert_linked(instance, links: dict[str, list]):
+    """insert([instance]) and, for each many-to-many relation in `links`, the
+    rows that link it to the targets (in their order): one statement where
+    an INSERT's WITH may INSERT (Postgres), one per table elsewhere."""
+    model = type(instance)
+    if not writes_in_with():
+        insert([instance])
+        for relation, targets in links.items():
+            field = model._meta.get_field(relation)
+            through, source, target = field.remote_field.through, field.m2m_field_name(), field.m2m_reverse_field_name()
+            insert([through(**{f"{source}_id": instance.pk, f"{target}_id": row.pk}) for row in targets])
+        return
+    values = insert_statement([instance], False)[1]
+    keys = [[row.pk for row in targets] for targets in links.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(insert_linked_sql(model, tuple(links)), [*values, *keys])
+        (instance.pk,) = cursor.fetchone()
+    mark_saved([instance])
+
+
+@functools.cache
+def insert_linked_sql(model, relations: tuple[str, ...]) -> str:
+    inserting, _ = insert_sql(model, 1, False)
+    key = quote(model._meta.pk.column)
+    parts = [f"made AS ({inserting})"]
+    for i, relation in enumerate(relations):
+        field = model._meta.get_field(relation)
+        through = quote(field.remote_field.through._meta.db_table)
+        columns = f"{quote(field.m2m_column_name())}, {quote(field.m2m_reverse_name())}"
+        # Every key is a BigAutoField (settings.DEFAULT_AUTO_FIELD).
+        parts.append(f"linked{i} AS (INSERT INTO {through} ({columns}) SELECT made.{key}, target "
+                     "FROM made, unnest(%s::bigint[]) WITH ORDINALITY AS targets (target, n) ORDER BY n)")
+    return f"WITH {', '.join(parts)} SELECT {key} FROM made"
+
+
 def insert_statement(objs, ignore_conflicts: bool) -> tuple[str, list]:
     sql, fields = insert_sql(type(objs[0]), len(objs), ignore_conflicts)
     return sql, [value for obj in objs for value in column_values(obj, fields, adding=True)]

@@ -6,7 +6,9 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from service import sql
-from service.mesh.models import Change, HttpRoute, Mesh, ResourceVersion, Route
+from service.mesh.models import (
+    BackendService, Change, HttpRoute, Mesh, ResourceVersion, Route, RouteDestination, RouteMesh,
+)
 
 
 @pytest.fixture
@@ -44,6 +46,31 @@ def test_insert_with_ignore_conflicts_skips_what_a_unique_index_holds(tenant):
 def test_insert_raises_integrity_error_on_a_clash_without_ignore(tenant, mesh):
     with pytest.raises(IntegrityError), transaction.atomic():
         sql.insert([Mesh(tenant=tenant, name="m1")])
+
+
+def test_insert_linked_writes_the_row_and_its_links_in_order(tenant, mesh, django_assert_num_queries):
+    services = [BackendService.objects.create(tenant=tenant, mesh=mesh, name=f"bs{i}") for i in range(3)]
+    other = Mesh.objects.create(tenant=tenant, name="m2")
+    route = HttpRoute(tenant=tenant, name="r", hostnames=["a.example"], rules=[])
+    ordered = [services[2], services[0], services[1]]
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 3):
+        sql.insert_linked(route, {"meshes": [other, mesh], "destinations": ordered})
+    assert route.pk and not route._state.adding
+    stored = Route.objects.get(pk=route.pk)
+    assert stored.name == "r" and stored.type == "http"
+    links = lambda through, column: list(  # noqa: E731
+        through.objects.filter(route=stored).order_by("id").values_list(column, flat=True))
+    assert links(RouteMesh, "mesh_id") == [other.pk, mesh.pk]
+    assert links(RouteDestination, "backend_service_id") == [service.pk for service in ordered]
+    sql.insert_linked(HttpRoute(tenant=tenant, name="bare", hostnames=[], rules=[]), {"meshes": [], "destinations": []})
+    assert not Route.objects.get(name="bare").meshes.exists()
+
+
+def test_insert_linked_raises_integrity_error_on_a_clash_and_links_nothing(tenant, mesh):
+    sql.insert([HttpRoute(tenant=tenant, name="r", hostnames=[], rules=[])])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        sql.insert_linked(HttpRoute(tenant=tenant, name="r", hostnames=[], rules=[]), {"meshes": [mesh]})
+    assert not mesh.routes.exists()
 
 
 def test_insert_new_then_update_is_one_statement_where_it_can_be(tenant, mesh, django_assert_num_queries):

@@ -102,15 +102,19 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
         # and without a query of its own; the failed INSERT ends the
         # transaction, which the error rolls back anyway.
         try:
-            sql.insert([instance])
+            self.insert(instance, links)
         except IntegrityError as error:
             if not is_name_clash(error):
                 raise
             raise serializers.ValidationError(
                 {"name": [f"There is already one named '{instance.name}'."]}, code="duplicate"
             ) from None
-        self.save_links(instance, **links)
         return instance
+
+    def insert(self, instance, links):
+        """Write a new instance and its `links`."""
+        sql.insert([instance])
+        self.save_links(instance, **links)
 
     def update(self, instance, validated):
         links = {name: validated.pop(name) for name in self.link_fields}
@@ -124,16 +128,10 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
         """Replace the instance's link rows with `links`."""
 
     def replace_links(self, instance, relation: str, targets):
-        """Make the many-to-many `relation` of `instance` exactly `targets`,
-        writing only what differs (and, for a new instance, reading nothing),
-        and leave it prefetched for what reads it next in the request."""
+        """Make the many-to-many `relation` of an existing `instance` exactly
+        `targets`, writing only what differs, and leave it prefetched for
+        what reads it next in the request."""
         manager = getattr(instance, relation)
-        if self.instance is None:
-            through = manager.through
-            sql.insert([through(**{manager.source_field_name: instance, manager.target_field_name: target})
-                        for target in targets])
-            sql.remember_prefetched(instance, manager, targets)  # in the order they were inserted, as a read gives them
-            return
         prefetch_related_objects([instance], relation)  # a no-op where the viewset's queryset did it
         if set(manager.all()) != set(targets):
             manager.set(targets)  # which forgets the prefetched rows: read them back in the order reads give them

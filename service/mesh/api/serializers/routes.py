@@ -94,9 +94,15 @@ class RouteSerializer(PolicySerializer):
         self.destinations_before = {name for _, name in referenced_services(route.rules)}
         return super().update(route, validated)
 
+    def insert(self, route, links):
+        # Both links are plain many-to-many rows: they go in with the route.
+        sql.insert_linked(route, links)
+        for relation, targets in links.items():
+            sql.remember_prefetched(route, getattr(route, relation), targets)  # in their order, as a read gives them
+
     def save_links(self, route, meshes, destinations):
         self.replace_links(route, "meshes", meshes)
-        if self.instance is not None and self.destinations_before == {service.name for service in destinations}:
+        if self.destinations_before == {service.name for service in destinations}:
             sql.remember_prefetched(route, route.destinations, destinations)
         else:
             self.replace_links(route, "destinations", destinations)
