@@ -10,6 +10,7 @@
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -18,12 +19,17 @@ import sys
 # the CPU between its database and cache round trips, and threads of one
 # process take turns at the GIL, which on the 2-core development machine cost
 # a route write a third more CPU at 4 threads than at 1 (docs/performance.md).
-# The number of processes is gunicorn's own advice. With one thread gunicorn
-# runs its sync workers: a worker takes the next connection only when it is
-# free, so requests queue in one line (the listening socket's), not behind
-# whichever busy worker holds their keep-alive connection (gthread, which
-# gunicorn runs for more threads).
-API_WORKERS = 2 * (os.cpu_count() or 1) + 1
+# The number of processes is not gunicorn's 2 x cores + 1: a route write
+# spends about 70 % of its time on its worker's CPU (the rest waiting for
+# Postgres and Redis), so cores / 0.7 workers keep the cores busy, and more
+# only add switching: on 2 cores a write cost 5-15 % more CPU with 5 workers
+# than with 3 (docs/performance.md). With one thread gunicorn runs its sync
+# workers: a worker takes the next connection only when it is free, so
+# requests queue in one line (the listening socket's), not behind whichever
+# busy worker holds their keep-alive connection (gthread, which gunicorn runs
+# for more threads).
+WRITE_CPU_SHARE = 0.7
+API_WORKERS = math.ceil((os.cpu_count() or 1) / WRITE_CPU_SHARE)
 API_THREADS = 1
 
 
