@@ -208,8 +208,18 @@ def insert_new_then_update(objs, model, assignments: str, where: str, params) ->
 def save(instance):
     """UPDATE every column of an existing instance from its attributes (what
     Model.save does for one that exists, auto_now fields included)."""
-    meta = type(instance)._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    params = column_values(instance, fields, adding=False)
-    update(type(instance), assignments, f"{quote(meta.pk.column)} = %s", [*params, instance.pk])
+    assigning, params = assignments(instance)
+    update(type(instance), assigning, f"{quote(type(instance)._meta.pk.column)} = %s", [*params, instance.pk])
+
+
+def assignments(instance, excluded: tuple[str, ...] = ()) -> tuple[str, list]:
+    """The SET clause that writes every column of `instance` but the primary
+    key and the `excluded` fields, and its values (auto_now fields stamped)."""
+    assigning, fields = assignment_sql(type(instance), excluded)
+    return assigning, column_values(instance, fields, adding=False)
+
+
+@functools.cache
+def assignment_sql(model, excluded: tuple[str, ...]) -> tuple[str, list]:
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key and field.name not in excluded]
+    return ", ".join(f"{quote(field.column)} = %s" for field in fields), fields

@@ -63,23 +63,27 @@ def serializer_for(kind: str):
     return BY_KIND[kind]
 
 
-def stamp(instance, tenant, serializer=None) -> str:
+def stamp(instance, tenant, serializer=None, whole_row=False) -> str:
     """Hash the resource's representation, keep that version, and mark the row
     with it. `serializer`: one of the resource's kind to reuse (its field tree
-    is built already), else a new one.
+    is built already), else a new one. `whole_row`: the row's other columns
+    are written too, in the same statement (an update leaves them to this).
 
     The mark is also the NetBox re-check of a write: it matches the row only
     if the row is `tenant`'s, so a write that would land outside the tenant is
     refused before it can commit. With the request's `serializer`, the
     representation hashed here is also the response."""
     serializer = serializer or serializer_for(instance.kind)(context={"tenant": instance.tenant})
+    # First: stamping updated_at, which the representation shows.
+    row, values = sql.assignments(instance, excluded=("version",)) if whole_row else ("", [])
     representation = serializer.to_representation(instance)
     body = serializer.policy_body(representation)
     digest = content_digest(instance.kind, body)
     version = ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
                               body=body)
-    if not sql.insert_new_then_update([version], type(instance), "version = %s", "id = %s AND tenant_id = %s",
-                                      [digest, instance.pk, tenant.pk]):
+    assigning = f"{row}, version = %s" if row else "version = %s"
+    if not sql.insert_new_then_update([version], type(instance), assigning, "id = %s AND tenant_id = %s",
+                                      [*values, digest, instance.pk, tenant.pk]):
         raise PermissionDenied("The change would reach outside this tenant.")
     instance.version = digest
     if serializer.instance is instance:
@@ -149,16 +153,18 @@ class ChangeSet:
         self.entries: dict[int, dict[str, str]] = defaultdict(dict)
         # Meshes whose dependencies changed: their delta is computed at commit.
         self.dependents: set[int] = set()
-        self.routes: list[tuple[Route, set[int], bool]] = []  # (route, its meshes now, whether it existed)
+        # Routes whose claims may have changed: (route, its meshes now, whether it existed).
+        self.claiming: list[tuple[Route, set[int], bool]] = []
         self.room: dict[str, int] = {}
 
     def saved(self, instance, meshes_before=frozenset(), serializer=None):
         key = resource_key(instance)
-        digest = self.resources[key] = stamp(instance, self.tenant, serializer)
+        whole_row = getattr(serializer, "row_unwritten", False)
+        digest = self.resources[key] = stamp(instance, self.tenant, serializer, whole_row)
         after = meshes_of(instance)
         self.place(instance, key, digest, set(meshes_before), after)
-        if isinstance(instance, Route):
-            self.routes.append((instance, after, bool(meshes_before)))
+        if isinstance(instance, Route) and claims.claimed(instance, after) != getattr(serializer, "claims_before", None):
+            self.claiming.append((instance, after, bool(meshes_before)))
 
     def deleted(self, instance, meshes_before):
         key = resource_key(instance)
@@ -198,7 +204,7 @@ class ChangeSet:
                 unrecorded.append(mesh)
         if change.pk is None:  # no bump wrote it
             sql.insert([change])
-        for route, after, existed in self.routes:
+        for route, after, existed in self.claiming:
             claims.sync(route, [meshes[mesh_id] for mesh_id in sorted(after)], existed)
         later = [self.revision(mesh, change) for mesh in unrecorded]
         sql.insert(later)

@@ -40,6 +40,22 @@ def test_a_route_claims_its_hostnames_and_an_update_moves_its_claims(api):
         "hostnames[1]", "hostname_in_use", "http-routes/a already serves 'c.example' in a mesh this route is attached to.")
 
 
+def test_an_update_that_keeps_hostnames_and_meshes_keeps_its_claims_and_one_that_moves_meshes_moves_them(api):
+    seed(api)
+    api.post("/api/v1/meshes", {"name": "m2"}, format="json")
+    api.post("/api/v1/backend-services", {"name": "bs-m2", "mesh": "m2"}, format="json")
+    assert api.post(ROUTES, route("a", ["a.example"]), format="json").status_code == 201
+    weights = {"rules": [{"action": {"destinations": [{"service_name": "bs-http", "weight": 5}]}}]}
+    assert api.patch(f"{ROUTES}/a", weights, format="json").status_code == 200
+    assert claims() == [("m1", "a", "a.example")]
+    assert field_error(api.post(ROUTES, route("b", ["a.example"]), format="json"))[:2] == (
+        "hostnames[0]", "hostname_in_use")
+    moved = {"meshes": ["m2"], "rules": [{"action": {"destinations": [{"service_name": "bs-m2"}]}}]}
+    assert api.patch(f"{ROUTES}/a", moved, format="json").status_code == 200
+    assert claims() == [("m2", "a", "a.example")]
+    assert api.post(ROUTES, route("b", ["a.example"]), format="json").status_code == 201
+
+
 def test_a_hostname_is_claimed_per_mesh(api):
     seed(api)
     api.post("/api/v1/meshes", {"name": "m2"}, format="json")

@@ -1,5 +1,6 @@
 """service.mesh.services: the write path's bookkeeping."""
 import pytest
+from django.db import connection
 from rest_framework.exceptions import PermissionDenied
 
 from service.mesh.models import Mesh, ResourceVersion
@@ -20,3 +21,23 @@ def test_stamp_refuses_a_row_of_another_tenant(tenant, other_api):
     with pytest.raises(PermissionDenied):
         stamp(theirs, tenant)
     assert Mesh.objects.get(pk=theirs.pk).version == ""
+
+
+def test_stamp_with_the_whole_row_writes_its_columns_and_version_in_one_statement(tenant, django_assert_num_queries):
+    mesh = Mesh.objects.create(tenant=tenant, name="m1")
+    stamped_before = Mesh.objects.get(pk=mesh.pk).updated_at
+    mesh.description, mesh.labels = "edge", {"team": "a"}
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
+        digest = stamp(mesh, tenant, whole_row=True)
+    stored = Mesh.objects.get(pk=mesh.pk)
+    assert (stored.description, stored.labels, stored.version) == ("edge", {"team": "a"}, digest)
+    assert stored.updated_at > stamped_before
+    assert ResourceVersion.objects.get(digest=digest).body["description"] == "edge"
+
+
+def test_stamp_with_the_whole_row_writes_nothing_of_another_tenant(tenant, other_api):
+    theirs = Mesh.objects.create(tenant=other_api.tenant, name="m1")
+    theirs.description = "taken over"
+    with pytest.raises(PermissionDenied):
+        stamp(theirs, tenant, whole_row=True)
+    assert Mesh.objects.get(pk=theirs.pk).description == ""

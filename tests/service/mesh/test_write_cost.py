@@ -9,7 +9,7 @@ from tests.service.api_base import seed
 # SAVEPOINT and RELEASE of the request's atomic block (BEGIN and COMMIT in
 # production). SQLite runs more: it cannot write in another statement's WITH.
 CREATE_BUDGET = 9
-UPDATE_BUDGET = 10
+UPDATE_BUDGET = 8
 
 
 def route(i, weight=90):

@@ -116,12 +116,16 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
         sql.insert([instance])
         self.save_links(instance, **links)
 
+    # An update leaves its row to the write's bookkeeping, which writes it
+    # with its new version in one statement (service.mesh.services.stamp).
+    row_unwritten = False
+
     def update(self, instance, validated):
         links = {name: validated.pop(name) for name in self.link_fields}
         for field, value in validated.items():
             setattr(instance, field, value)
-        sql.save(instance)
         self.save_links(instance, **links)
+        self.row_unwritten = True
         return instance
 
     def save_links(self, instance, **links):

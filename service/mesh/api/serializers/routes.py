@@ -5,7 +5,7 @@ route is committed (service.mesh.claims)."""
 from rest_framework import serializers
 
 from service import sql
-from service.mesh import validation
+from service.mesh import claims, validation
 from service.mesh.api.serializers import route_actions as actions
 from service.mesh.api.serializers.base import Block, PolicySerializer
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
@@ -90,8 +90,10 @@ class RouteSerializer(PolicySerializer):
 
     def update(self, route, validated):
         # A route's destination rows are always the services its rules name,
-        # so the rules it had tell whether those rows change, without a query.
+        # and its claims what its rules or hostnames claim in its meshes, so
+        # what it had tells whether those rows change, without a query.
         self.destinations_before = {name for _, name in referenced_services(route.rules)}
+        self.claims_before = claims.claimed(route, {mesh.pk for mesh in route.meshes.all()})
         return super().update(route, validated)
 
     def insert(self, route, links):
