@@ -11,6 +11,7 @@ the test's query counts see them as any ORM query; the values pass through
 the fields' own conversions both ways (pre_save, get_db_prep_save, from_db).
 """
 import functools
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -190,19 +191,43 @@ def mark_saved(objs):
 
 def insert_new_then_update(objs, model, assignments: str, where: str, params) -> int:
     """insert(`objs`, ignore_conflicts=True), then update(`model`, ...): one
-    round trip where an UPDATE's WITH may INSERT (Postgres), two elsewhere.
-    In the WITH, the UPDATE does not see the rows inserted (both run on the
-    statement's snapshot), so it must not refer to them."""
-    if not writes_in_with() or not objs:
-        insert(objs, ignore_conflicts=True)
-        return update(model, assignments, where, params)
-    inserting, values = insert_statement(objs, ignore_conflicts=True)
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH inserted AS ({inserting}) UPDATE {quote(model._meta.db_table)} SET {assignments} "
-                       f"WHERE {where}", [*values, *params])
-        updated = cursor.rowcount
-    mark_saved(objs)
-    return updated
+    round trip where an UPDATE's WITH may INSERT (Postgres), two elsewhere."""
+    return InsertNewThenUpdate(objs, model, assignments, where, params).run()
+
+
+@dataclass
+class InsertNewThenUpdate:
+    """insert_new_then_update's work, to run alone or to ride in the WITH of
+    another statement (`with_clauses`), which then counts the rows updated as
+    `SELECT count(*) FROM updated`. In a WITH the UPDATE does not see the rows
+    inserted (all parts run on the statement's snapshot), so it must not
+    refer to them."""
+
+    objs: list
+    model: type
+    assignments: str
+    where: str
+    params: list
+
+    def run(self) -> int:
+        if not writes_in_with() or not self.objs:
+            insert(self.objs, ignore_conflicts=True)
+            return update(self.model, self.assignments, self.where, self.params)
+        clauses, params = self.with_clauses()
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {clauses} SELECT count(*) FROM updated", params)
+            (updated,) = cursor.fetchone()
+        self.done()
+        return updated
+
+    def with_clauses(self) -> tuple[str, list]:
+        inserting, values = insert_statement(self.objs, ignore_conflicts=True)
+        return (f"inserted AS ({inserting}), updated AS (UPDATE {quote(self.model._meta.db_table)} "
+                f"SET {self.assignments} WHERE {self.where} RETURNING 1)"), [*values, *self.params]
+
+    def done(self):
+        """Call once the statement it rode in has run."""
+        mark_saved(self.objs)
 
 
 def save(instance):

@@ -65,14 +65,24 @@ def serializer_for(kind: str):
 
 def stamp(instance, tenant, serializer=None, whole_row=False) -> str:
     """Hash the resource's representation, keep that version, and mark the row
-    with it. `serializer`: one of the resource's kind to reuse (its field tree
-    is built already), else a new one. `whole_row`: the row's other columns
-    are written too, in the same statement (an update leaves them to this).
+    with it (`marking`, run at once)."""
+    digest, mark = marking(instance, tenant, serializer, whole_row)
+    if not mark.run():
+        raise outside_tenant()
+    return digest
+
+
+def marking(instance, tenant, serializer=None, whole_row=False) -> tuple[str, sql.InsertNewThenUpdate]:
+    """The resource's version (the hash of its representation) and the write
+    that keeps it and marks the row with it. `serializer`: one of the
+    resource's kind to reuse (its field tree is built already), else a new
+    one. `whole_row`: the row's other columns are written too, in the same
+    statement (an update leaves them to this).
 
     The mark is also the NetBox re-check of a write: it matches the row only
-    if the row is `tenant`'s, so a write that would land outside the tenant is
-    refused before it can commit. With the request's `serializer`, the
-    representation hashed here is also the response."""
+    if the row is `tenant`'s, so a write that would land outside the tenant
+    updates nothing, and is refused before it can commit. With the request's
+    `serializer`, the representation hashed here is also the response."""
     serializer = serializer or serializer_for(instance.kind)(context={"tenant": instance.tenant})
     # First: stamping updated_at, which the representation shows.
     row, values = sql.assignments(instance, excluded=("version",)) if whole_row else ("", [])
@@ -81,14 +91,16 @@ def stamp(instance, tenant, serializer=None, whole_row=False) -> str:
     digest = content_digest(instance.kind, body)
     version = ResourceVersion(tenant_id=instance.tenant_id, digest=digest, kind=instance.kind, name=instance.name,
                               body=body)
-    assigning = f"{row}, version = %s" if row else "version = %s"
-    if not sql.insert_new_then_update([version], type(instance), assigning, "id = %s AND tenant_id = %s",
-                                      [*values, digest, instance.pk, tenant.pk]):
-        raise PermissionDenied("The change would reach outside this tenant.")
     instance.version = digest
     if serializer.instance is instance:
         serializer.answer_with({**representation, "etag": digest})
-    return digest
+    assigning = f"{row}, version = %s" if row else "version = %s"
+    return digest, sql.InsertNewThenUpdate([version], type(instance), assigning, "id = %s AND tenant_id = %s",
+                                           [*values, digest, instance.pk, tenant.pk])
+
+
+def outside_tenant() -> PermissionDenied:
+    return PermissionDenied("The change would reach outside this tenant.")
 
 
 def bump(mesh_id: int) -> Mesh | None:
@@ -98,24 +110,32 @@ def bump(mesh_id: int) -> Mesh | None:
 
 
 @functools.cache
-def bump_recording_sql(inserting_change: bool) -> str:
+def bump_recording_sql(inserting_change: bool, riding: str) -> str:
     """bump() that also inserts the mesh's Revision (and, if asked, first
-    its Change) in its WITH: Postgres runs them as one statement. Its row is
-    the change's id, the revision's, and the bumped mesh (NULLs if deleted)."""
+    its Change) in its WITH, after the `riding` clauses of another write
+    (an InsertNewThenUpdate's, or none): Postgres runs them as one statement.
+    Its row is the change's id, the revision's, the rows the riding write
+    updated, and the bumped mesh (NULLs if deleted)."""
     mesh_columns, _ = sql.row_reader(Mesh)
     meshes, revisions_table = sql.quote(Mesh._meta.db_table), sql.quote(Revision._meta.db_table)
     change_id = "(SELECT id FROM changed)" if inserting_change else "%s"
     inserting = f"changed AS ({sql.insert_sql(Change, 1, False)[0]}), " if inserting_change else ""
-    return (f"WITH {inserting}bumped AS (UPDATE {meshes} SET revision = revision + 1 WHERE id = %s "
+    updated = "(SELECT count(*) FROM updated)" if riding else "NULL"
+    riding = f"{riding}, " if riding else ""
+    return (f"WITH {riding}{inserting}bumped AS (UPDATE {meshes} SET revision = revision + 1 WHERE id = %s "
             f"RETURNING {mesh_columns}), recorded AS (INSERT INTO {revisions_table} "
             "(mesh_id, number, change_id, changes, checkpoint, created_at) "
             f"SELECT id, revision, {change_id}, %s, NULL, %s FROM bumped RETURNING id) "
-            f"SELECT {change_id}, (SELECT id FROM recorded), {mesh_columns} FROM (SELECT 1) AS one LEFT JOIN bumped ON true")
+            f"SELECT {change_id}, (SELECT id FROM recorded), {updated}, {mesh_columns} "
+            "FROM (SELECT 1) AS one LEFT JOIN bumped ON true")
 
 
-def bump_recording(mesh_id: int, change: Change, changes: dict[str, str]) -> tuple[Mesh, Revision] | None:
+def bump_recording(mesh_id: int, change: Change, changes: dict[str, str],
+                   riding: sql.InsertNewThenUpdate | None = None) -> tuple[Mesh | None, Revision | None, int | None]:
     """bump(mesh_id), writing the revision of `change` (and `change`, if it
-    is not written yet) in the same statement. The revision has no
+    is not written yet, and the `riding` write, if any) in the same
+    statement: the bumped mesh and its revision (Nones if the change deleted
+    the mesh), and the rows `riding` updated. The revision has no
     checkpoint: the caller adds one where its number asks for it."""
     revision = Revision(mesh_id=mesh_id, number=0, change=change, changes=changes)
     tail = sql.column_values(revision, [Revision._meta.get_field(name) for name in ("changes", "created_at")],
@@ -123,18 +143,21 @@ def bump_recording(mesh_id: int, change: Change, changes: dict[str, str]) -> tup
     inserting_change = change.pk is None
     head = sql.insert_statement([change], False)[1] if inserting_change else []
     params = [*head, mesh_id, *tail] if inserting_change else [mesh_id, change.pk, *tail, change.pk]
+    clauses, riding_params = riding.with_clauses() if riding else ("", [])
     with connection.cursor() as cursor:
-        cursor.execute(bump_recording_sql(inserting_change), params)
-        change_pk, revision_pk, *mesh_row = cursor.fetchone()
+        cursor.execute(bump_recording_sql(inserting_change, clauses), [*riding_params, *params])
+        change_pk, revision_pk, updated, *mesh_row = cursor.fetchone()
+    if riding:
+        riding.done()
     if inserting_change:
         change.pk = change_pk
         sql.mark_saved([change])
     if revision_pk is None:
-        return None
+        return None, None, updated
     revision.mesh = sql.row_reader(Mesh)[1](mesh_row)
     revision.pk, revision.number = revision_pk, revision.mesh.revision
     sql.mark_saved([revision])
-    return revision.mesh, revision
+    return revision.mesh, revision, updated
 
 
 class ChangeSet:
@@ -156,11 +179,16 @@ class ChangeSet:
         # Routes whose claims may have changed: (route, its meshes now, whether it existed).
         self.claiming: list[tuple[Route, set[int], bool]] = []
         self.room: dict[str, int] = {}
+        # The writes that mark each saved row with its version, run at commit:
+        # a lone one rides in the first revision bump's statement.
+        self.marks: list[sql.InsertNewThenUpdate] = []
 
     def saved(self, instance, meshes_before=frozenset(), serializer=None):
         key = resource_key(instance)
         whole_row = getattr(serializer, "row_unwritten", False)
-        digest = self.resources[key] = stamp(instance, self.tenant, serializer, whole_row)
+        digest, mark = marking(instance, self.tenant, serializer, whole_row)
+        self.resources[key] = digest
+        self.marks.append(mark)
         after = meshes_of(instance)
         self.place(instance, key, digest, set(meshes_before), after)
         if isinstance(instance, Route) and claims.claimed(instance, after) != getattr(serializer, "claims_before", None):
@@ -190,14 +218,22 @@ class ChangeSet:
         change = Change(
             tenant=self.tenant, actor=self.actor, action=self.action, kind=kind, name=name, resources=self.resources
         )
+        recording = [mesh_id for mesh_id in sorted(self.mesh_ids) if self.recorded_with_bump(mesh_id)]
+        # Not a mesh's mark: the bump updates that row, and Postgres does not
+        # update a row twice in one statement.
+        riding = self.marks.pop() if len(self.marks) == 1 and self.marks[0].model is not Mesh and recording else None
+        self.run_marks()
         for quota, adding in self.room.items():
             quotas.ensure_room(self.tenant, quota, adding)
         meshes, made, unrecorded = {}, [], []
         for mesh_id in sorted(self.mesh_ids):
-            if self.recorded_with_bump(mesh_id):
-                bumped = bump_recording(mesh_id, change, dict(self.entries.get(mesh_id, {})))
-                if bumped:
-                    meshes[mesh_id], revision = bumped
+            if mesh_id in recording:
+                mesh, revision, updated = bump_recording(mesh_id, change, dict(self.entries.get(mesh_id, {})), riding)
+                if riding and not updated:
+                    raise outside_tenant()
+                riding = None
+                if mesh:
+                    meshes[mesh_id] = mesh
                     made.append(revision)
             elif mesh := bump(mesh_id):
                 meshes[mesh_id] = mesh
@@ -214,6 +250,12 @@ class ChangeSet:
         for revision in made:
             self.announce(revision)
         return made
+
+    def run_marks(self):
+        for mark in self.marks:
+            if not mark.run():
+                raise outside_tenant()
+        self.marks = []
 
     def recorded_with_bump(self, mesh_id: int) -> bool:
         """Whether the mesh's revision can be written by its bump: its

@@ -1,10 +1,10 @@
 """service.mesh.services: the write path's bookkeeping."""
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.exceptions import PermissionDenied
 
-from service.mesh.models import Mesh, ResourceVersion
-from service.mesh.services import stamp
+from service.mesh.models import HttpRoute, Mesh, ResourceVersion, Revision
+from service.mesh.services import ChangeSet, stamp
 
 
 def test_stamp_marks_the_row_and_keeps_its_version(tenant):
@@ -41,3 +41,20 @@ def test_stamp_with_the_whole_row_writes_nothing_of_another_tenant(tenant, other
     with pytest.raises(PermissionDenied):
         stamp(theirs, tenant, whole_row=True)
     assert Mesh.objects.get(pk=theirs.pk).description == ""
+
+
+def test_a_change_whose_mark_rides_in_the_revision_bump_refuses_another_tenants_row(tenant, other_api):
+    """The mark of a lone route rides in its mesh's revision bump; the
+    re-check it carries still refuses a row outside the change's tenant,
+    and the whole statement (the bump, the revision) goes with it."""
+    theirs = other_api.tenant
+    mesh = Mesh.objects.create(tenant=theirs, name="m1")
+    route = HttpRoute.objects.create(tenant=theirs, name="r1", hostnames=["r1.example"], rules=[])
+    route.meshes.add(mesh)
+    changes = ChangeSet(tenant, "test", "update", "http-routes/r1")
+    changes.saved(route, {mesh.pk})
+    assert len(changes.marks) == 1
+    with pytest.raises(PermissionDenied), transaction.atomic():
+        changes.commit()
+    assert HttpRoute.objects.get(pk=route.pk).version == ""
+    assert Mesh.objects.get(pk=mesh.pk).revision == 0 and not Revision.objects.exists()
