@@ -88,6 +88,14 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
     def tenant(self):
         return self.context["tenant"]
 
+    def get_validators(self):
+        """None: DRF derives validators from the model's unique constraints
+        only where the serializer has all their fields, and every policy
+        model's include the tenant, which none has (the unique index finds a
+        taken name: create()). Deriving that, on every request, cost a route
+        write 1 % of its CPU."""
+        return []
+
     def validate_name(self, name):
         if self.instance is not None and name != self.instance.name:
             raise serializers.ValidationError(
