@@ -50,7 +50,7 @@ class PolicyViewSet(TenantScopedViewSet):
         if kwargs.get("partial"):
             if not isinstance(request.data, dict):
                 raise serializers.ValidationError("Send a JSON object of the fields to change.", code="invalid")
-            serializer.initial_data = {**serializer.to_representation(instance), **request.data}
+            serializer.initial_data = {**serializer.represent_except(instance, request.data), **request.data}
         serializer.is_valid(raise_exception=True)
         self.perform_update(serializer)
         return Response(serializer.data)

@@ -88,6 +88,23 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
     def tenant(self):
         return self.context["tenant"]
 
+    # Fields to_representation leaves out (represent_except).
+    omitted: frozenset[str] = frozenset()
+
+    @property
+    def _readable_fields(self):
+        return (field for field in super()._readable_fields if field.field_name not in self.omitted)
+
+    def represent_except(self, instance, names) -> dict:
+        """The representation of `instance` without the fields `names`: what
+        a PATCH that replaces them merges into, without the work of
+        representing what it replaces."""
+        self.omitted = frozenset(names)
+        try:
+            return self.to_representation(instance)
+        finally:
+            self.omitted = frozenset()
+
     def get_validators(self):
         """None: DRF derives validators from the model's unique constraints
         only where the serializer has all their fields, and every policy
