@@ -393,7 +393,8 @@ def run_load(base: str, key: str, args, meter: CpuMeter) -> list[Phase]:
         name, requests, args.concurrency, deadline, clients, meter)
     routes, n = "/api/v1/http-routes", args.requests
     healthz = run("healthz", [("GET", "/healthz", None)] * n)
-    one_row = run("one-row", [("POST", "/bench/one-row", encoded({"kind": "bench", "name": f"w{i}"})) for i in range(n)])
+    one_row = run("one-row", [("POST", "/bench/one-row", encoded({"kind": "bench", "name": f"w{i}"}))
+                              for i in range(n)])
     creates = run("create", [("POST", routes, encoded(route_body(i))) for i in range(n)])
     # Update only what was created (the cap may have cut the creates short);
     # weights cycle 1..89, never the 90 they were created with, so every PATCH changes the route.

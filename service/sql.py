@@ -189,19 +189,14 @@ def mark_saved(objs):
         obj._state.adding, obj._state.db = False, connection.alias
 
 
-def insert_new_then_update(objs, model, assignments: str, where: str, params) -> int:
-    """insert(`objs`, ignore_conflicts=True), then update(`model`, ...): one
-    round trip where an UPDATE's WITH may INSERT (Postgres), two elsewhere."""
-    return InsertNewThenUpdate(objs, model, assignments, where, params).run()
-
-
 @dataclass
 class InsertNewThenUpdate:
-    """insert_new_then_update's work, to run alone or to ride in the WITH of
-    another statement (`with_clauses`), which then counts the rows updated as
-    `SELECT count(*) FROM updated`. In a WITH the UPDATE does not see the rows
-    inserted (all parts run on the statement's snapshot), so it must not
-    refer to them."""
+    """insert(`objs`, ignore_conflicts=True), then update(`model`, ...): run
+    alone, one round trip where an UPDATE's WITH may INSERT (Postgres), two
+    elsewhere; or riding in the WITH of another statement (`with_clauses`),
+    which then counts the rows updated as `SELECT count(*) FROM updated`.
+    In a WITH the UPDATE does not see the rows inserted (all parts run on
+    the statement's snapshot), so it must not refer to them."""
 
     objs: list
     model: type
@@ -230,16 +225,10 @@ class InsertNewThenUpdate:
         mark_saved(self.objs)
 
 
-def save(instance):
-    """UPDATE every column of an existing instance from its attributes (what
-    Model.save does for one that exists, auto_now fields included)."""
-    assigning, params = assignments(instance)
-    update(type(instance), assigning, f"{quote(type(instance)._meta.pk.column)} = %s", [*params, instance.pk])
-
-
 def assignments(instance, excluded: tuple[str, ...] = ()) -> tuple[str, list]:
-    """The SET clause that writes every column of `instance` but the primary
-    key and the `excluded` fields, and its values (auto_now fields stamped)."""
+    """The SET clause that writes every column of an existing `instance` but
+    the primary key and the `excluded` fields, and its values (as Model.save
+    would write them, auto_now fields stamped)."""
     assigning, fields = assignment_sql(type(instance), excluded)
     return assigning, column_values(instance, fields, adding=False)
 

@@ -166,8 +166,13 @@ class ChangeSet:
     the meshes it belonged to before, and `ensure_room` for each quota the
     change may exceed; then `commit`."""
 
-    def __init__(self, tenant, actor: str, action: str, subject: str):
+    def __init__(self, tenant, actor: str, action: str, subject: str, lone: bool = False):
         self.tenant, self.actor, self.action, self.subject = tenant, actor, action, subject
+        # Whether the change writes one resource: nothing reads its row again
+        # before commit, so its row (an update's) and its version may wait
+        # for commit and ride in the revision bump. A change of several
+        # writes each row at once: the next resource is validated against it.
+        self.lone = lone
         self.resources: dict[str, str] = {}
         self.kinds: set[str] = set()
         self.mesh_ids: set[int] = set()
@@ -179,19 +184,21 @@ class ChangeSet:
         # Routes whose claims may have changed: (route, its meshes now, whether it existed).
         self.claiming: list[tuple[Route, set[int], bool]] = []
         self.room: dict[str, int] = {}
-        # The writes that mark each saved row with its version, run at commit:
-        # a lone one rides in the first revision bump's statement.
-        self.marks: list[sql.InsertNewThenUpdate] = []
+        # A lone change's mark (its row's version), left for commit.
+        self.mark: sql.InsertNewThenUpdate | None = None
 
     def saved(self, instance, meshes_before=frozenset(), serializer=None):
         key = resource_key(instance)
         whole_row = getattr(serializer, "row_unwritten", False)
-        digest, mark = marking(instance, self.tenant, serializer, whole_row)
+        if self.lone:
+            digest, self.mark = marking(instance, self.tenant, serializer, whole_row)
+        else:
+            digest = stamp(instance, self.tenant, serializer, whole_row)
         self.resources[key] = digest
-        self.marks.append(mark)
         after = meshes_of(instance)
         self.place(instance, key, digest, set(meshes_before), after)
-        if isinstance(instance, Route) and claims.claimed(instance, after) != getattr(serializer, "claims_before", None):
+        claims_before = getattr(serializer, "claims_before", None)  # a route update's, read before it
+        if isinstance(instance, Route) and claims.claimed(instance, after) != claims_before:
             self.claiming.append((instance, after, bool(meshes_before)))
 
     def deleted(self, instance, meshes_before):
@@ -221,8 +228,9 @@ class ChangeSet:
         recording = [mesh_id for mesh_id in sorted(self.mesh_ids) if self.recorded_with_bump(mesh_id)]
         # Not a mesh's mark: the bump updates that row, and Postgres does not
         # update a row twice in one statement.
-        riding = self.marks.pop() if len(self.marks) == 1 and self.marks[0].model is not Mesh and recording else None
-        self.run_marks()
+        riding = self.mark if self.mark and self.mark.model is not Mesh and recording else None
+        if self.mark and not riding and not self.mark.run():
+            raise outside_tenant()
         for quota, adding in self.room.items():
             quotas.ensure_room(self.tenant, quota, adding)
         meshes, made, unrecorded = {}, [], []
@@ -250,12 +258,6 @@ class ChangeSet:
         for revision in made:
             self.announce(revision)
         return made
-
-    def run_marks(self):
-        for mark in self.marks:
-            if not mark.run():
-                raise outside_tenant()
-        self.marks = []
 
     def recorded_with_bump(self, mesh_id: int) -> bool:
         """Whether the mesh's revision can be written by its bump: its

@@ -73,17 +73,17 @@ def test_insert_linked_raises_integrity_error_on_a_clash_and_links_nothing(tenan
     assert not mesh.routes.exists()
 
 
-def test_insert_new_then_update_is_one_statement_where_it_can_be(tenant, mesh, django_assert_num_queries):
+def test_insert_new_then_update_runs_as_one_statement_where_it_can(tenant, mesh, django_assert_num_queries):
     versions = [ResourceVersion(tenant=tenant, digest=d, kind="meshes", name="m1", body={"d": d}) for d in ("d1", "d2")]
     sql.insert([versions[0]], ignore_conflicts=True)
     with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
-        updated = sql.insert_new_then_update(versions, Mesh, "version = %s", "id = %s", ["d2", mesh.pk])
+        updated = sql.InsertNewThenUpdate(versions, Mesh, "version = %s", "id = %s", ["d2", mesh.pk]).run()
     assert updated == 1 and Mesh.objects.get(pk=mesh.pk).version == "d2"
     # d1 was there already and is kept as it was; d2 is new.
     assert dict(ResourceVersion.objects.values_list("digest", "body")) == {"d1": {"d": "d1"}, "d2": {"d": "d2"}}
     assert not versions[1]._state.adding
     extra = ResourceVersion(tenant=tenant, digest="d3", kind="meshes", name="m1", body={})
-    assert sql.insert_new_then_update([extra], Mesh, "version = %s", "id = %s", ["d3", -1]) == 0
+    assert sql.InsertNewThenUpdate([extra], Mesh, "version = %s", "id = %s", ["d3", -1]).run() == 0
     assert ResourceVersion.objects.filter(digest="d3").exists()  # the insert does not depend on the update
 
 
@@ -105,13 +105,15 @@ def test_update_counts_rows_and_returns_them_as_they_are_after(mesh):
     assert (bumped.revision, bumped.version, bumped.labels) == (mesh.revision + 1, "v9", {"team": "edge"})
 
 
-def test_save_writes_every_field_and_touches_updated_at(mesh):
+def test_assignments_write_every_field_but_the_excluded_and_touch_updated_at(mesh):
     before = Mesh.objects.get(pk=mesh.pk).updated_at
-    mesh.description, mesh.labels, mesh.interception_port = "edge", {"a": "b"}, 15006
-    sql.save(mesh)
+    mesh.description, mesh.labels, mesh.interception_port, mesh.version = "edge", {"a": "b"}, 15006, "new"
+    assigning, values = sql.assignments(mesh, excluded=("version",))
+    assert sql.update(Mesh, assigning, "id = %s", [*values, mesh.pk]) == 1
     stored = Mesh.objects.get(pk=mesh.pk)
     assert (stored.description, stored.labels, stored.interception_port) == ("edge", {"a": "b"}, 15006)
     assert stored.updated_at > before and stored.created_at == mesh.created_at
+    assert stored.version == ""  # excluded
 
 
 def test_prefetch_leaves_what_prefetch_related_would_with_one_query(tenant, mesh, django_assert_num_queries):

@@ -86,7 +86,7 @@ class PolicyViewSet(TenantScopedViewSet):
         self.changes(action, instance, before, serializer).commit()
 
     def changes(self, action, instance, before, serializer=None) -> ChangeSet:
-        changes = ChangeSet(self.tenant, actor(self.request), action, resource_key(instance))
+        changes = ChangeSet(self.tenant, actor(self.request), action, resource_key(instance), lone=True)
         if action == "delete":
             changes.deleted(instance, before)
         else:

@@ -96,6 +96,22 @@ def test_rollback_restores_the_configuration_as_a_new_revision(api, mesh):
     assert {key: digest for key, digest in restored["manifest"].items() if key != "endpoint-groups/eg1"} == expected
 
 
+def test_rollback_restores_a_route_against_the_service_it_restored_before(api, mesh):
+    """What a rollback restores first (a service's protocol) is what it
+    validates the resources after against (a gRPC route to that service)."""
+    route = {"name": "g", "meshes": ["m1"], "hostnames": ["g.example"],
+             "rules": [{"action": {"destinations": [{"service_name": "bs-grpc"}]}}]}
+    assert api.post("/api/v1/grpc-routes", route, format="json").status_code == 201
+    good = revisions(api)[0]
+    assert api.delete("/api/v1/grpc-routes/g").status_code == 204
+    assert api.patch("/api/v1/backend-services/bs-grpc", {"protocol": "HTTP"}, format="json").status_code == 200
+
+    response = api.post(f"/api/v1/meshes/m1/revisions/{good['number']}/rollback")
+    assert response.status_code == 201, response.json()
+    assert api.get("/api/v1/backend-services/bs-grpc").json()["protocol"] == "GRPC"
+    assert api.get("/api/v1/grpc-routes/g").status_code == 200
+
+
 def test_rollback_that_cannot_apply_changes_nothing(api, mesh):
     policy = {"target": "eg1", "max_replicas": 5, "load_balancing_utilization": {"target": 0.8}}
     api.post("/api/v1/autoscaling-policies", {"name": "p1", **policy}, format="json")
