@@ -190,7 +190,7 @@ class ChangeSet:
     def saved(self, instance, meshes_before=frozenset(), serializer=None):
         key = resource_key(instance)
         whole_row = getattr(serializer, "row_unwritten", False)
-        if self.lone:
+        if self.lone and self.mark is None:
             digest, self.mark = marking(instance, self.tenant, serializer, whole_row)
         else:
             digest = stamp(instance, self.tenant, serializer, whole_row)
