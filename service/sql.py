@@ -52,6 +52,32 @@ def select(model, where: str, params) -> list:
         return [instance(row) for row in cursor.fetchall()]
 
 
+def among(column: str, values) -> tuple[str, list]:
+    """`column IN (values)`, which SQLite takes too (no arrays), and a
+    condition nothing meets for no values (an empty IN is not SQL)."""
+    values = list(values)
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
+
+def select_both(first, first_where: str, first_params, second, second_where: str, second_params) -> tuple[list, list]:
+    """select() of two models in one round trip: their rows side by side in
+    a FULL JOIN that matches nothing, so that each row carries one of them
+    and NULLs for the other."""
+    (first_columns, make_first), (second_columns, make_second) = row_reader(first), row_reader(second)
+    width = len(first._meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT one.*, two.* FROM (SELECT {first_columns} FROM {quote(first._meta.db_table)} "
+                       f"WHERE {first_where}) AS one FULL JOIN (SELECT {second_columns} FROM "
+                       f"{quote(second._meta.db_table)} WHERE {second_where}) AS two ON false",
+                       [*first_params, *second_params])
+        rows = cursor.fetchall()
+    # The primary key comes first (concrete_fields' order), and is never NULL in a row that exists.
+    return ([make_first(row[:width]) for row in rows if row[0] is not None],
+            [make_second(row[width:]) for row in rows if row[width] is not None])
+
+
 def row_lock() -> str:
     """The lock a writer takes on a row it is about to change: FOR NO KEY
     UPDATE queues the row's other writers, but not the foreign-key checks of

@@ -2,7 +2,7 @@
 request, never two serializers at once, and always with the context (the
 tenant) of the serializer holding it."""
 from service.field_trees import LendFieldTrees
-from service.mesh.api.serializers import HttpRouteSerializer
+from service.mesh.api.serializers import BackendServiceSerializer, HttpRouteSerializer
 from service.mesh.models import Mesh
 from service.tenants.services import create_tenant
 from tests.service.api_base import seed
@@ -31,15 +31,15 @@ def test_the_next_request_gets_a_tree_back_pointed_at_its_own_serializer(tenant)
     globex, _ = create_tenant("globex")
     Mesh.objects.create(tenant=tenant, name="m1")
     Mesh.objects.create(tenant=globex, name="m1")
-    before = in_a_request(lambda: field_ids(HttpRouteSerializer(context={"tenant": tenant})))
+    before = in_a_request(lambda: field_ids(BackendServiceSerializer(context={"tenant": tenant})))
 
     def resolve_as_globex():
-        serializer = HttpRouteSerializer(context={"tenant": globex})
-        return field_ids(serializer), serializer.fields["meshes"].to_internal_value(["m1"])
+        serializer = BackendServiceSerializer(context={"tenant": globex})
+        return field_ids(serializer), serializer.fields["mesh"].to_internal_value("m1")
 
-    after, meshes = in_a_request(resolve_as_globex)
+    after, mesh = in_a_request(resolve_as_globex)
     assert after == before  # the same field objects: the tree was reused
-    assert [mesh.tenant_id for mesh in meshes] == [globex.pk]
+    assert mesh.tenant_id == globex.pk
 
 
 def test_outside_a_request_every_serializer_builds_its_own(tenant):

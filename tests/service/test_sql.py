@@ -73,6 +73,22 @@ def test_insert_linked_raises_integrity_error_on_a_clash_and_links_nothing(tenan
     assert not mesh.routes.exists()
 
 
+def test_select_both_reads_two_models_in_one_statement(tenant, mesh, django_assert_num_queries):
+    other = Mesh.objects.create(tenant=tenant, name="m2")
+    services = [BackendService.objects.create(tenant=tenant, mesh=mesh, name=f"bs{i}") for i in range(3)]
+    meshes_where, meshes_params = sql.among("name", ["m1", "m2", "missing"])
+    with django_assert_num_queries(1):
+        meshes, found = sql.select_both(Mesh, f"tenant_id = %s AND {meshes_where}", [tenant.pk, *meshes_params],
+                                        BackendService, "tenant_id = %s AND name IN (%s, %s)",
+                                        [tenant.pk, "bs0", "bs2"])
+    assert sorted(meshes, key=lambda m: m.pk) == [mesh, other]
+    assert meshes[0].labels == Mesh.objects.get(pk=meshes[0].pk).labels
+    assert sorted(found, key=lambda s: s.pk) == [services[0], services[2]]
+    assert found[0].protocol == "HTTP" and not found[0]._state.adding
+    nothing, params = sql.among("name", [])
+    assert sql.select_both(Mesh, nothing, params, BackendService, "tenant_id = %s", [tenant.pk])[0] == []
+
+
 def test_insert_new_then_update_runs_as_one_statement_where_it_can(tenant, mesh, django_assert_num_queries):
     versions = [ResourceVersion(tenant=tenant, digest=d, kind="meshes", name="m1", body={"d": d}) for d in ("d1", "d2")]
     sql.insert([versions[0]], ignore_conflicts=True)

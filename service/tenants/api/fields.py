@@ -37,3 +37,26 @@ class TenantSlugRelatedField(serializers.SlugRelatedField):
             rows = sql.select(self.queryset.model, "tenant_id = %s AND name = %s", [tenant.pk, name])
             return rows[0] if rows else None
         return self.get_queryset().filter(**{self.slug_field: name}).first()
+
+
+class ReferenceNames(serializers.ListField):
+    """References by name to other objects of the request's tenant, which the
+    serializer resolves itself (with other look-ups, in one statement); read,
+    the names of the related objects."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=Name(), **kwargs)
+
+    def get_attribute(self, instance):
+        return [related.name for related in super().get_attribute(instance).all()]
+
+
+class Name(serializers.CharField):
+    """A name, given as a string (DRF's CharField would take a number)."""
+
+    default_error_messages = {"invalid": TenantSlugRelatedField.default_error_messages["invalid"]}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

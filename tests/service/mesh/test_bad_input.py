@@ -172,6 +172,7 @@ INVALID = {
                                    "rules[0].action.request_mirror_policy.destination.service_name",
                                    "does_not_exist"),
     "missing-route-mesh": ("http-routes", ["meshes"], ["nope"], "meshes", "does_not_exist"),
+    "route-mesh-not-a-string": ("http-routes", ["meshes"], [1], "meshes[0]", "invalid"),
     "missing-autoscaling-target": ("autoscaling-policies", ["target"], "nope", "target", "does_not_exist"),
     # references that exist but may not be used there
     "destination-in-another-mesh": ("http-routes", ["rules", 0, "action", "destinations", 0, "service_name"],

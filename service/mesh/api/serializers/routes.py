@@ -10,7 +10,7 @@ from service.mesh.api.serializers import route_actions as actions
 from service.mesh.api.serializers.base import Block, PolicySerializer
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
 from service.mesh.validation import invalid
-from service.tenants.api.fields import TenantSlugRelatedField
+from service.tenants.api.fields import ReferenceNames
 
 
 class HttpRouteRule(Block):
@@ -60,20 +60,35 @@ class RouteSerializer(PolicySerializer):
     # Protocols of the backend services this kind of route may send traffic to.
     protocols: tuple[str, ...] = ()
 
-    meshes = TenantSlugRelatedField(queryset=Mesh.objects.all(), many=True, allow_empty=False)
+    # Names, resolved in validate() with the services the rules name: one
+    # statement for both.
+    meshes = ReferenceNames(allow_empty=False)
 
-    def validate_meshes(self, meshes):
-        return validation.unique(meshes, lambda mesh: mesh.name, "mesh")
+    def validate_meshes(self, names):
+        return validation.unique(names, str, "mesh")
 
     def validate(self, attrs):
-        attrs["destinations"] = self.resolve_destinations(attrs["rules"], attrs["meshes"])
+        mesh_names, mesh_params = sql.among("name", attrs["meshes"])
+        services = sorted({name for _, name in referenced_services(attrs["rules"])})
+        service_names, service_params = sql.among("name", services)
+        meshes, found = sql.select_both(Mesh, f"tenant_id = %s AND {mesh_names}", [self.tenant.pk, *mesh_params],
+                                        BackendService, f"tenant_id = %s AND {service_names}",
+                                        [self.tenant.pk, *service_params])
+        attrs["meshes"] = self.resolve_meshes(attrs["meshes"], meshes)
+        attrs["destinations"] = self.check_destinations(attrs["rules"], attrs["meshes"], found)
         return attrs
 
-    def resolve_destinations(self, rules, meshes):
-        names = sorted({name for _, name in referenced_services(rules)})
-        found = {service.name: service for service in sql.select(
-            BackendService, f"tenant_id = %s AND name IN ({', '.join(['%s'] * len(names))})", [self.tenant.pk, *names]
-        )} if names else {}
+    @staticmethod
+    def resolve_meshes(names, found) -> list:
+        """The meshes named, in the order named."""
+        by_name = {mesh.name: mesh for mesh in found}
+        for name in names:
+            if name not in by_name:
+                raise invalid("meshes", f"There is no {Mesh.kind} named '{name}'.", "does_not_exist")
+        return [by_name[name] for name in names]
+
+    def check_destinations(self, rules, meshes, found) -> list:
+        found = {service.name: service for service in found}
         mesh_ids = {mesh.pk for mesh in meshes}
         for path, name in referenced_services(rules):
             service = found.get(name)
