@@ -23,7 +23,8 @@ import sys
 # spends about 70 % of its time on its worker's CPU (the rest waiting for
 # Postgres and Redis), so cores / 0.7 workers keep the cores busy, and more
 # only add switching: on 2 cores a write cost 5-15 % more CPU with 5 workers
-# than with 3 (docs/performance.md). With one thread gunicorn runs its sync
+# than with 3 in one hour's alternating runs, and no less in any other
+# (docs/performance.md). With one thread gunicorn runs its sync
 # workers: a worker takes the next connection only when it is free, so
 # requests queue in one line (the listening socket's), not behind whichever
 # busy worker holds their keep-alive connection (gthread, which gunicorn runs
