@@ -130,6 +130,13 @@ def bump_recording_sql(inserting_change: bool, riding: str) -> str:
             "FROM (SELECT 1) AS one LEFT JOIN bumped ON true")
 
 
+def rides_in_bump(mark: sql.InsertNewThenUpdate) -> bool:
+    """Whether `mark` may ride in bump_recording's statement: not a mesh's,
+    whose row the bump updates (Postgres does not update a row twice in one
+    statement)."""
+    return mark.model is not Mesh
+
+
 def bump_recording(mesh_id: int, change: Change, changes: dict[str, str],
                    riding: sql.InsertNewThenUpdate | None = None) -> tuple[Mesh | None, Revision | None, int | None]:
     """bump(mesh_id), writing the revision of `change` (and `change`, if it
@@ -225,10 +232,8 @@ class ChangeSet:
         change = Change(
             tenant=self.tenant, actor=self.actor, action=self.action, kind=kind, name=name, resources=self.resources
         )
-        recording = [mesh_id for mesh_id in sorted(self.mesh_ids) if self.recorded_with_bump(mesh_id)]
-        # Not a mesh's mark: the bump updates that row, and Postgres does not
-        # update a row twice in one statement.
-        riding = self.mark if self.mark and self.mark.model is not Mesh and recording else None
+        recording = {mesh_id for mesh_id in self.mesh_ids if self.recorded_with_bump(mesh_id)}
+        riding = self.mark if self.mark and recording and rides_in_bump(self.mark) else None
         if self.mark and not riding and not self.mark.run():
             raise outside_tenant()
         for quota, adding in self.room.items():
