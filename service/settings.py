@@ -59,6 +59,8 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # turns preparing off unless asked (for poolers that drop prepared
     # statements; docs/operations.md); here it halved Postgres's CPU per write.
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    # Django's backend, reading timestamps in C (service/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "service.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
