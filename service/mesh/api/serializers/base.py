@@ -51,15 +51,6 @@ def uint32(minimum=0, **kwargs):
     return serializers.IntegerField(min_value=minimum, max_value=UINT32_MAX, **kwargs)
 
 
-def names(**kwargs):
-    """A list of resource names, each once."""
-    return serializers.ListField(
-        child=serializers.CharField(validators=[validation.resource_name]),
-        validators=[lambda items: validation.unique(items, str, "name")],
-        **kwargs,
-    )
-
-
 def is_name_clash(error: IntegrityError) -> bool:
     """Whether the write broke a `..._unique_name` constraint (every policy
     model has one on (tenant[, type], name)). Postgres names the constraint;
