@@ -4,6 +4,7 @@ which their serializers own."""
 from django.db import models
 
 from service.mesh.models.base import Link, PolicyResource
+from service.tenants.scoping import TenantQuerySet
 
 
 class RouteType(models.TextChoices):
@@ -80,7 +81,7 @@ class PortClaim(models.Model):
         constraints = [models.UniqueConstraint(fields=["mesh", "port"], name="unique_port_claim")]
 
 
-class RouteOfType(models.Manager):
+class RouteOfType(models.Manager.from_queryset(TenantQuerySet)):
     def __init__(self, route_type):
         super().__init__()
         self.route_type = route_type

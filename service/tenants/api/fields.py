@@ -18,7 +18,7 @@ class TenantSlugRelatedField(serializers.SlugRelatedField):
 
     def get_queryset(self):
         tenant = self.context.get("tenant")
-        return super().get_queryset().filter(tenant=tenant)
+        return super().get_queryset().for_tenant(tenant)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

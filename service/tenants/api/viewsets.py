@@ -25,7 +25,7 @@ class TenantScopedViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset.none()
-        queryset = self.queryset.filter(tenant=self.tenant)
+        queryset = self.queryset.for_tenant(self.tenant)
         if self.request.method not in ("GET", "HEAD", "OPTIONS") and transaction.get_connection().in_atomic_block:
             # Writers of one object queue behind each other (If-Match, referrers),
             # but not the foreign-key checks of rows that refer to it (NO KEY).
