@@ -2,11 +2,11 @@
 
 Django loads every timestamptz through a Python subclass of psycopg's
 TimestamptzLoader, so that each value carries Django's tzinfo; that parses
-each value in Python, about 10 us (a route write reads about ten, a page of
-100 resources two hundred). Where Django's zone is UTC, which it also makes
-the connection's TimeZone, psycopg's own loader (C, in psycopg's binary
-build) already returns the same values, in datetime.timezone.utc; there this
-backend loads with that one.
+each value in Python, about 2.8 us against 0.35 us here (a route write reads
+a dozen, a page of 100 resources two hundred). Where Django's zone is UTC,
+which it also makes the connection's TimeZone, psycopg's own loader (C, in
+psycopg's binary build) already returns the same values, in
+datetime.timezone.utc; there this backend loads with that one.
 """
 import datetime
 from functools import lru_cache
