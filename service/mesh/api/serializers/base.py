@@ -133,7 +133,8 @@ class PolicySerializer(ReusedFieldTree, serializers.ModelSerializer):
         self.save_links(instance, **links)
 
     # An update leaves its row to the write's bookkeeping, which writes it
-    # with its new version in one statement (service.mesh.services.stamp).
+    # with its new version in one statement (service.mesh.services.marking,
+    # whole_row).
     row_unwritten = False
 
     def update(self, instance, validated):

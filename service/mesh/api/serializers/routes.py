@@ -10,7 +10,10 @@ from service.mesh.api.serializers import route_actions as actions
 from service.mesh.api.serializers.base import Block, PolicySerializer
 from service.mesh.models import BackendService, GrpcRoute, HttpRoute, Mesh, TcpRoute
 from service.mesh.validation import invalid
-from service.tenants.api.fields import ReferenceNames
+from service.tenants.api.fields import ReferenceNames, TenantSlugRelatedField
+
+# What a reference to a missing object hears, whichever field resolved it.
+DOES_NOT_EXIST = TenantSlugRelatedField.default_error_messages["does_not_exist"]
 
 
 class HttpRouteRule(Block):
@@ -84,7 +87,7 @@ class RouteSerializer(PolicySerializer):
         by_name = {mesh.name: mesh for mesh in found}
         for name in names:
             if name not in by_name:
-                raise invalid("meshes", f"There is no {Mesh.kind} named '{name}'.", "does_not_exist")
+                raise invalid("meshes", DOES_NOT_EXIST.format(model=Mesh.kind, value=name), "does_not_exist")
         return [by_name[name] for name in names]
 
     def check_destinations(self, rules, meshes, found) -> list:
