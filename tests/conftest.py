@@ -51,3 +51,27 @@ def api(tenant, client_for):
 def other_api(db, client_for):
     other, _ = create_tenant("globex")
     return client_for(other)
+
+
+@pytest.fixture
+def private_postgres():
+    """A Postgres server of this test's own, started; stop or freeze it at will."""
+    from tests.private_engines import PrivatePostgres
+
+    engine = PrivatePostgres()
+    try:
+        yield engine.start()
+    finally:
+        engine.remove()
+
+
+@pytest.fixture
+def private_redis():
+    """A Redis server of this test's own, started; stop or freeze it at will."""
+    from tests.private_engines import PrivateRedis
+
+    engine = PrivateRedis()
+    try:
+        yield engine.start()
+    finally:
+        engine.remove()
