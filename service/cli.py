@@ -93,19 +93,27 @@ def api(args) -> int:
 
 def xds(args) -> int:
     from service.xds.replica import ReplicaConfig, run
+    from service.xds.server import AddressUnavailable
 
     config = ReplicaConfig(args.host, args.port, args.tls_cert, args.tls_key, args.replica)
     try:
         config.tls()
     except (OSError, ValueError) as exc:
         return fail("invalid_tls", str(exc), "tls")
-    return run(config)
+    try:
+        return run(config)
+    except AddressUnavailable as exc:
+        return fail("address_unavailable", str(exc), "port")
 
 
 def dev(args) -> int:
     from service import dev as devmode
+    from service.xds.server import AddressUnavailable
 
-    return devmode.run(args.host, args.port, demo=args.demo, xds_port=args.xds_port, proxy_port=args.proxy_port)
+    try:
+        return devmode.run(args.host, args.port, demo=args.demo, xds_port=args.xds_port, proxy_port=args.proxy_port)
+    except AddressUnavailable as exc:
+        return fail("address_unavailable", str(exc), "xds_port")
 
 
 def parser() -> argparse.ArgumentParser:
