@@ -63,8 +63,8 @@ class AddressUnavailable(Exception):
     def __init__(self, address: str):
         self.address = address
         # gRPC tells no reason; these two are the ones an operator meets.
-        super().__init__(f"Cannot listen on {address}: another process (another `interlock xds`?) has that port, "
-                         "or the host is not an address of this machine. Choose another --port or --host.")
+        super().__init__(f"Cannot listen on {address}: another process (another xDS replica?) holds that port, "
+                         "or the host is not an address of this machine.")
 
 
 class Callbacks:
