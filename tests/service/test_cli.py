@@ -216,11 +216,15 @@ def test_tenant_quotas_sets_them(migrated):
     assert (again["max_resources"], again["max_endpoints"], again["max_proxies"]) == (0, 100, 60)
 
 
+@pytest.fixture(scope="module")
+def umbrella(migrated):
+    assert run(migrated, "tenant", "create", "umbrella").returncode == 0
+    return "umbrella"
+
+
 @pytest.mark.parametrize("flag, value", [("--max-proxies", "-1"), ("--max-endpoints", "lots"),
                                          ("--max-resources", str(2**31))])
-def test_tenant_quotas_with_a_bad_value_exits_2_and_changes_nothing(migrated, flag, value):
-    if quotas(migrated, "umbrella").returncode != 0:
-        assert run(migrated, "tenant", "create", "umbrella").returncode == 0
+def test_tenant_quotas_with_a_bad_value_exits_2_and_changes_nothing(migrated, umbrella, flag, value):
     before = quotas(migrated, "umbrella").stdout
     result = quotas(migrated, "umbrella", "--max-proxies", "7", flag, value)
     assert result.returncode == 2
