@@ -41,6 +41,13 @@ _CONNECT_TIMEOUT = "2s"
 _KEEPALIVE_INTERVAL = "20s"
 _KEEPALIVE_TIMEOUT = "5s"
 
+# How long Envoy waits for its first clusters, then its first listeners,
+# before it goes LIVE without them: "0s" is for ever. Envoy's default (15 s
+# each) let an Envoy whose stream was refused (a revoked token, a server that
+# is away) report ready and serve nothing; waiting keeps it not ready (/ready
+# 503), so a readiness probe keeps traffic away until its configuration arrives.
+_INITIAL_FETCH_TIMEOUT = "0s"
+
 _TYPE = "type.googleapis.com/"
 
 
@@ -96,8 +103,8 @@ def envoy_bootstrap(options: BootstrapOptions) -> dict:
                 "set_node_on_first_message_only": True,
                 "grpc_services": [_envoy_grpc_service(options.token)],
             },
-            "lds_config": {"ads": {}, "resource_api_version": "V3"},
-            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": _ads_config_source(),
+            "cds_config": _ads_config_source(),
         },
         "static_resources": {"clusters": [_xds_cluster(server, options)]},
     }
@@ -143,6 +150,10 @@ def _node(options: BootstrapOptions) -> dict:
     if options.cloud:
         node["metadata"]["cloud"] = options.cloud
     return node
+
+
+def _ads_config_source() -> dict:
+    return {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": _INITIAL_FETCH_TIMEOUT}
 
 
 def _envoy_grpc_service(token: str) -> dict:

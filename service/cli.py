@@ -5,6 +5,8 @@
     interlock xds [--host --port --tls-cert --tls-key --replica]
                                       run one xDS server replica (ADS, CSDS, LRS)
     interlock tenant create NAME      a tenant and its first (owner) API key, as JSON
+    interlock tenant quotas NAME [--max-resources N --max-endpoints N --max-proxies N]
+                                      the tenant's quotas and usage, as JSON; sets those given
     interlock dev [--demo]            the all-in-one on SQLite and the in-process bus (API + xDS;
                                       --demo: a demo tenant, two backends and an Envoy)
 """
@@ -72,6 +74,26 @@ def tenant_create(args) -> int:
     return 0
 
 
+def tenant_quotas(args) -> int:
+    from django.core.exceptions import ValidationError
+
+    from service.tenants.api.serializers import TenantSerializer
+    from service.tenants.models import Tenant
+    from service.tenants.services import QUOTA_FIELDS, set_quotas
+
+    values = {field: getattr(args, field) for field in QUOTA_FIELDS if getattr(args, field) is not None}
+    try:
+        tenant = set_quotas(args.name, values) if values else Tenant.objects.get(name=args.name)
+    except Tenant.DoesNotExist:
+        return fail("not_found", f"No tenant is named '{args.name}'.", "name")
+    except ValidationError as exc:
+        field, messages = sorted(exc.message_dict.items())[0]
+        return fail("invalid", " ".join(messages), "--" + field.replace("_", "-"))
+    # What the tenant itself sees at GET /api/v1/tenant.
+    print(json.dumps(TenantSerializer(tenant).data))
+    return 0
+
+
 def api(args) -> int:
     from gunicorn.app.base import BaseApplication
 
@@ -93,19 +115,27 @@ def api(args) -> int:
 
 def xds(args) -> int:
     from service.xds.replica import ReplicaConfig, run
+    from service.xds.server import AddressUnavailable
 
     config = ReplicaConfig(args.host, args.port, args.tls_cert, args.tls_key, args.replica)
     try:
         config.tls()
     except (OSError, ValueError) as exc:
         return fail("invalid_tls", str(exc), "tls")
-    return run(config)
+    try:
+        return run(config)
+    except AddressUnavailable as exc:
+        return fail("address_unavailable", str(exc), "port")
 
 
 def dev(args) -> int:
     from service import dev as devmode
+    from service.xds.server import AddressUnavailable
 
-    return devmode.run(args.host, args.port, demo=args.demo, xds_port=args.xds_port, proxy_port=args.proxy_port)
+    try:
+        return devmode.run(args.host, args.port, demo=args.demo, xds_port=args.xds_port, proxy_port=args.proxy_port)
+    except AddressUnavailable as exc:
+        return fail("address_unavailable", str(exc), "xds_port")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
     create = tenant.add_parser("create", help="create a tenant and print its first API key")
     create.add_argument("name")
     create.set_defaults(run=tenant_create)
+    limits = tenant.add_parser("quotas", help="print a tenant's quotas and usage; set those given")
+    limits.add_argument("name")
+    # Taken as text: the domain checks them, so a bad one is a JSON error like any other.
+    limits.add_argument("--max-resources", metavar="N", help="policy resources (meshes, routes, services, ...)")
+    limits.add_argument("--max-endpoints", metavar="N", help="endpoints in all endpoint groups")
+    limits.add_argument("--max-proxies", metavar="N", help="connected proxies")
+    limits.set_defaults(run=tenant_quotas)
 
     everything = commands.add_parser("dev", help="the all-in-one control plane on SQLite")
     everything.add_argument("--host", default="127.0.0.1")

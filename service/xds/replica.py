@@ -60,9 +60,13 @@ class Replica:
         from service.notices import get_bus
 
         tls = self.config.tls()
+        # The port first: a replica that cannot have it must stop before its
+        # recorder ends the streams a previous run of its id left, which may be
+        # the live streams of the replica that holds the port.
+        self.port = self.server.listen(self.config.host, self.config.port, tls)
         await self.recorder.start()
         await self.sync.start(self._bus or get_bus())
-        self.port = await self.server.start(self.config.host, self.config.port, tls)
+        await self.server.start()
         logger.warning("xDS replica %s listening on %s:%d%s", self.id, self.config.host, self.port,
                        " (TLS)" if tls else "")
         return self.port

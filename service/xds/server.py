@@ -50,7 +50,21 @@ SERVER_OPTIONS = [
     ("grpc.server.max_pending_requests_hard_limit", 1 << 16),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    # gRPC listens with SO_REUSEPORT by default, so a second replica started on
+    # a replica's port would start silently and take half its new connections.
+    # Without it, the second one cannot take the port and says so.
+    ("grpc.so_reuseport", 0),
 ]
+
+
+class AddressUnavailable(Exception):
+    """The server cannot listen on its address."""
+
+    def __init__(self, address: str):
+        self.address = address
+        # gRPC tells no reason; these two are the ones an operator meets.
+        super().__init__(f"Cannot listen on {address}: another process (another xDS replica?) holds that port, "
+                         "or the host is not an address of this machine.")
 
 
 class Callbacks:
@@ -103,17 +117,21 @@ class XdsServer:
         self.memo = SelectionMemo()
         self._server: grpc.aio.Server | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[bytes, bytes] | None = None) -> int:
-        """Listen on host:port (0 picks one), with TLS if (cert chain, key) PEMs are given; the bound port."""
+    def listen(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[bytes, bytes] | None = None) -> int:
+        """Take host:port (0 picks one), with TLS if (cert chain, key) PEMs are given; the bound port.
+        Streams are served from start() on. Raises AddressUnavailable."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers(self._handlers())
         address = f"{host}:{port}"
-        if tls:
-            bound = self._server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
-        else:
-            bound = self._server.add_insecure_port(address)
+        try:
+            if tls:
+                return self._server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
+            return self._server.add_insecure_port(address)
+        except RuntimeError as error:  # grpc's "Failed to bind to address"
+            raise AddressUnavailable(address) from error
+
+    async def start(self) -> None:
         await self._server.start()
-        return bound
 
     async def stop(self, grace: float = 1.0) -> None:
         if self._server is not None:

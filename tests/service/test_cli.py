@@ -190,3 +190,57 @@ def test_dev_serves_healthz_on_its_own_state_dir(tmp_path):
     finally:
         stop(server)
     assert (tmp_path / "state" / "interlock-dev.sqlite3").exists()
+
+
+def quotas(env, *args):
+    return run(env, "tenant", "quotas", *args)
+
+
+def test_tenant_quotas_prints_the_quotas_and_usage(migrated):
+    assert run(migrated, "tenant", "create", "initech").returncode == 0
+    result = quotas(migrated, "initech")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["name"] == "initech"
+    assert (shown["max_resources"], shown["max_endpoints"], shown["max_proxies"]) == (2000, 20000, 5000)
+    assert shown["usage"] == {"resources": 0, "endpoints": 0, "proxies": 0}
+
+
+def test_tenant_quotas_sets_them(migrated):
+    assert run(migrated, "tenant", "create", "hooli").returncode == 0
+    result = quotas(migrated, "hooli", "--max-proxies", "50", "--max-resources", "0", "--max-endpoints", "100")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert (shown["max_resources"], shown["max_endpoints"], shown["max_proxies"]) == (0, 100, 50)
+    again = json.loads(quotas(migrated, "hooli", "--max-proxies", "60").stdout)
+    assert (again["max_resources"], again["max_endpoints"], again["max_proxies"]) == (0, 100, 60)
+
+
+@pytest.fixture(scope="module")
+def umbrella(migrated):
+    assert run(migrated, "tenant", "create", "umbrella").returncode == 0
+    return "umbrella"
+
+
+@pytest.mark.parametrize("flag, value", [("--max-proxies", "-1"), ("--max-endpoints", "lots"),
+                                         ("--max-resources", str(2**31))])
+def test_tenant_quotas_with_a_bad_value_exits_2_and_changes_nothing(migrated, umbrella, flag, value):
+    before = quotas(migrated, "umbrella").stdout
+    result = quotas(migrated, "umbrella", "--max-proxies", "7", flag, value)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "invalid"
+    assert error["field"] == flag
+    assert error["message"]
+    assert quotas(migrated, "umbrella").stdout == before
+
+
+def test_tenant_quotas_of_an_unknown_tenant_exits_2(migrated):
+    for args in (["nobody"], ["nobody", "--max-proxies", "5"]):
+        result = quotas(migrated, *args)
+        assert result.returncode == 2
+        error = json.loads(result.stderr.strip().splitlines()[-1])
+        assert error["code"] == "not_found"
+        assert error["field"] == "name"
+        assert "nobody" in error["message"]

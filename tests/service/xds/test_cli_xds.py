@@ -1,8 +1,10 @@
 """`interlock xds` and `interlock dev` run as an operator runs them: subprocesses
 serving real gRPC, over TLS where asked."""
 import datetime
+import json
 import os
 import signal
+import socket
 import subprocess
 
 import grpc
@@ -113,3 +115,56 @@ def test_interlock_dev_serves_xds_too(tmp_path):
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         stop(server)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_interlock_xds_on_a_taken_port_exits_2_and_leaves_the_first_ones_proxies_alone(api, settings):
+    assert api.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
+    token = api.post("/api/v1/node-tokens", {"name": "t", "mesh": "m1"}, format="json").json()["token"]
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(settings), "NOTICE_CHANNEL": settings.NOTICE_CHANNEL}
+    # The same replica id for both: what two replicas started with the same
+    # arguments get, and what let the second mark the first one's proxies gone.
+    command = [interlock_script(), "xds", "--port", str(port), "--replica", "same"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            stream = open_stream(channel, token)
+            eventually(lambda: Proxy.objects.filter(name="n1", replica="same", disconnected_at__isnull=True).exists())
+
+            second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                _, err = second.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop(second)
+                pytest.fail("the second `interlock xds` on a taken port kept running")
+            assert second.returncode == 2
+            error = json.loads(err.strip().splitlines()[-1])
+            assert error["code"] == "address_unavailable"
+            assert error["field"] == "port"
+            assert f"127.0.0.1:{port}" in error["message"]
+
+            # The first replica still serves, and its proxy is still connected.
+            assert first.poll() is None
+            assert stream.recv().type_url == CLUSTER
+            assert Proxy.objects.get(name="n1").disconnected_at is None
+            stream.close()
+    finally:
+        stop(first)
+
+
+def test_interlock_dev_on_a_taken_xds_port_exits_2(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NOTICE_BUS")}
+    environment["INTERLOCK_STATE_DIR"] = str(tmp_path / "state")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        xds_port = taken.getsockname()[1]
+        result = subprocess.run([interlock_script(), "dev", "--port", str(free_port()), "--xds-port", str(xds_port)],
+                                env=environment, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["code"] == "address_unavailable"
+    assert error["field"] == "xds_port"
+    assert f"127.0.0.1:{xds_port}" in error["message"]
