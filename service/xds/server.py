@@ -244,8 +244,10 @@ class XdsServer:
         try:
             return await self.orm.run(proxies_elsewhere, identity.credential.tenant_id, node, self.replica)
         except DatabaseError:
-            logger.warning("cannot check the max_proxies quota of %s (database away): admitting %s",
-                           identity.tenant, identity.node_id)
+            # Logged at INFO: in an outage every connect lands here (the credential re-check warns once).
+            self.callbacks.counts["quota_unchecked"] += 1
+            logger.info("cannot check the max_proxies quota of %s (database away): admitting %s",
+                        identity.tenant, identity.node_id)
             return None
 
     async def _check_room(self, context, identity: NodeIdentity, node, elsewhere) -> None:
