@@ -10,12 +10,11 @@ another tenant's snapshots.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from django.db import DatabaseError

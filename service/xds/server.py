@@ -299,6 +299,9 @@ class XdsServer:
             return await self.orm.run(csds.client_status, tenant_id, request)
         except csds.UnsupportedMatcher as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except DatabaseError:
+            # An API key verified before the outage gets this far.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "proxy records cannot be read now; retry")
 
     # LRS
 

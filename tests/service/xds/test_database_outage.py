@@ -30,7 +30,8 @@ tenant, key = create_tenant("acme")
 client = APIClient()
 client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.plaintext}")
 assert client.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
-print(client.post("/api/v1/node-tokens", {"name": "t", "mesh": "m1"}, format="json").json()["token"])
+token = client.post("/api/v1/node-tokens", {"name": "t", "mesh": "m1"}, format="json").json()["token"]
+print(token, key.plaintext)
 """
 
 
@@ -42,11 +43,19 @@ def environment(private_postgres, tmp_path):
     return env
 
 
-def seed(env) -> str:
-    """A tenant, its mesh m1 and a node token of it; the token."""
+def seed(env) -> tuple[str, str]:
+    """A tenant, its mesh m1 and a node token of it; the token and the tenant's API key."""
     done = subprocess.run([sys.executable, "-c", SEED], env=env, check=True, capture_output=True, text=True,
                           timeout=60)
-    return done.stdout.strip().splitlines()[-1]
+    token, key = done.stdout.strip().splitlines()[-1].split()
+    return token, key
+
+
+def client_status(channel, key):
+    from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
+
+    return csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel).FetchClientStatus(
+        csds_pb2.ClientStatusRequest(), metadata=(("authorization", f"Bearer {key}"),), timeout=10)
 
 
 def start_replica(env, port):
@@ -67,14 +76,15 @@ def connect(channel, token, name="n1"):
 
 def test_a_token_seen_before_connects_to_a_replica_restarted_while_the_database_is_away(
         private_postgres, environment, tmp_path):
-    token = seed(environment)
+    token, key = seed(environment)
     port = free_port()
     kept = tmp_path / f"xds-{port}-credentials.json"
     replica, channel = start_replica(environment, port)
     try:
         assert connect(channel, token).recv().type_url == LISTENER
-        eventually(lambda: kept.exists() and len(json.loads(kept.read_text())) == 1)
-        assert token not in kept.read_text()  # kept by a hash of it only
+        client_status(channel, key)
+        eventually(lambda: kept.exists() and len(json.loads(kept.read_text())) == 2)
+        assert token not in kept.read_text() and key not in kept.read_text()  # kept by a hash only
 
         private_postgres.stop()
         channel.close()
@@ -88,6 +98,11 @@ def test_a_token_seen_before_connects_to_a_replica_restarted_while_the_database_
         with pytest.raises(grpc.RpcError) as refused:
             connect(channel, token[:-4] + "zzzz").recv()
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        # A known API key passes, but CSDS reads the proxy records: unavailable, said so.
+        with pytest.raises(grpc.RpcError) as refused:
+            client_status(channel, key)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "proxy records cannot be read now" in refused.value.details()
 
         private_postgres.start()
         assert waiting.recv(timeout=30).type_url == LISTENER  # served once the database is back
