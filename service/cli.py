@@ -114,10 +114,13 @@ def api(args) -> int:
 
 
 def xds(args) -> int:
+    from django.conf import settings
+
     from service.xds.replica import ReplicaConfig, run
     from service.xds.server import AddressUnavailable
 
-    config = ReplicaConfig(args.host, args.port, args.tls_cert, args.tls_key, args.replica)
+    config = ReplicaConfig(args.host, args.port, args.tls_cert, args.tls_key, args.replica,
+                           credentials_file=str(settings.STATE_DIR / f"xds-{args.port}-credentials.json"))
     try:
         config.tls()
     except (OSError, ValueError) as exc:

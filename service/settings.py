@@ -81,6 +81,15 @@ NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
 
+# xDS replicas: how often the credentials of open streams (and those verified
+# lately) are re-checked against the database, so that a revoked node token or
+# API key has its streams ended within this many seconds; and how long a
+# verified credential still opens streams while the database is away (the
+# longest outage proxies can reconnect through; a token revoked meanwhile is
+# honoured until the database is back). docs/xds-server.md.
+XDS_CREDENTIAL_RECHECK_SEC = float(os.environ.get("XDS_CREDENTIAL_RECHECK_SEC", "2"))
+XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC = float(os.environ.get("XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC", str(24 * 3600)))
+
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"

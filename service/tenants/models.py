@@ -102,6 +102,16 @@ class APIKey(Credential):
         return self.scope == Scope.READ_WRITE
 
 
+class DroppedAPIKey(models.Model):
+    """An API key deleted or changed lately, by its digest: a copy of it in
+    the shared cache is not to be used, even where no tombstone could be
+    written there (key_cache.py). Rows older than key_cache.TOMBSTONE_TTL_SEC
+    are deleted: no cached copy lives that long."""
+
+    digest = models.CharField(max_length=64)
+    dropped_at = models.DateTimeField(db_index=True)
+
+
 # Here rather than in the API's views, so that every way a key goes (the API,
 # a tenant's deletion cascading to its keys, a shell) drops its cached copy.
 @receiver(post_delete, sender=APIKey)

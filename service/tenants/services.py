@@ -52,6 +52,13 @@ def find_node_token(plaintext: str) -> NodeToken | None:
     return token
 
 
+def existing_credential_ids(kind: str, ids: list[int]) -> set[int]:
+    """Which of these node tokens (kind ``ilt``) or API keys (``ilk``) still
+    exist: revoking one deletes its row."""
+    model = {NODE_TOKEN_KIND: NodeToken, API_KEY_KIND: APIKey}[kind]
+    return set(model.objects.filter(pk__in=ids).values_list("pk", flat=True))
+
+
 @transaction.atomic
 def create_tenant(name: str) -> tuple[Tenant, Issued]:
     """A tenant and its first API key, an owner key that can mint the others."""

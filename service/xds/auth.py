@@ -14,15 +14,21 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from django.db import DatabaseError
 
 from service.xds.orm import OrmPool
 
+if TYPE_CHECKING:
+    from service.xds.credentials import VerifiedCredentials
+
 NODE_ID = re.compile(r"^tenants/(?P<tenant>[^/]+)/meshes/(?P<mesh>[^/]+)/nodes/(?P<name>[^/]+)$")
 NODE_TOKEN_FIELD = "interlock_token"
 CLOUD_FIELD = "cloud"
+# Unknown secrets remembered at once, before the expired ones are swept.
+MAX_UNKNOWN_REMEMBERED = 10_000
 
 
 class AuthError(Exception):
@@ -34,12 +40,16 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class Credential:
-    """What a valid token or key stands for."""
+    """What a valid token or key stands for, and which row it is (``kind`` is
+    the credential's kind, ``ilt`` for node tokens and ``ilk`` for API keys;
+    ``id`` its row), so that its streams can be ended when that row is gone."""
 
     tenant: str
     tenant_id: int
     mesh: str = ""
     mesh_id: int = 0
+    kind: str = ""
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,30 +100,38 @@ def check_node_id(credential: Credential, node_id: str) -> NodeIdentity:
 
 
 def _lookup_node_token(token: str) -> Credential | None:
-    from service.tenants.services import find_node_token
+    from service.tenants.services import NODE_TOKEN_KIND, find_node_token
 
     record = find_node_token(token)
     if record is None:
         return None
-    return Credential(record.tenant.name, record.tenant_id, record.mesh.name, record.mesh_id)
+    return Credential(record.tenant.name, record.tenant_id, record.mesh.name, record.mesh_id,
+                      NODE_TOKEN_KIND, record.pk)
 
 
 def _lookup_api_key(key: str) -> Credential | None:
-    from service.tenants.auth import find_api_key
+    from service.tenants.auth import API_KEY_KIND, find_api_key
 
     record = find_api_key(key)
-    return None if record is None else Credential(record.tenant.name, record.tenant_id)
+    return None if record is None else Credential(record.tenant.name, record.tenant_id, kind=API_KEY_KIND,
+                                                  id=record.pk)
 
 
 class Authenticator:
-    """Checks credentials in the ORM pool, remembering answers for ``ttl``
-    seconds: a thousand proxies reconnecting at once cost one lookup per
-    token, and a revoked token stops opening streams within ``ttl``."""
+    """Checks credentials in the ORM pool. A valid one is kept in ``verified``
+    (credentials.py), which the replica re-checks against the database every
+    few seconds: for ``ttl`` seconds after its lookup it is not looked up again
+    (a thousand proxies reconnecting at once cost one lookup per token), a
+    revoked one is dropped at the next re-check, and while the database is away
+    one confirmed within ``verified.max_age`` is honoured. An unknown secret is
+    remembered as such for ``ttl`` seconds, so a storm of bad ones costs one
+    lookup each per ``ttl``."""
 
-    def __init__(self, orm: OrmPool, ttl: float = 10.0):
+    def __init__(self, orm: OrmPool, verified: VerifiedCredentials, ttl: float = 10.0):
         self._orm = orm
         self._ttl = ttl
-        self._answers: dict[str, tuple[float, Credential | None]] = {}
+        self.verified = verified
+        self._unknown: dict[str, float] = {}
 
     async def node(self, metadata, node) -> NodeIdentity:
         token = presented_node_token(metadata, node)
@@ -136,15 +154,26 @@ class Authenticator:
 
     async def _look_up(self, lookup, secret: str) -> Credential | None:
         digest = hashlib.sha256(f"{lookup.__name__}\0{secret}".encode()).hexdigest()
+        known = self.verified.looked_up_within(digest, self._ttl)
+        if known is not None:
+            return known
         now = time.monotonic()
-        remembered = self._answers.get(digest)
-        if remembered is not None and remembered[0] > now:
-            return remembered[1]
+        if self._unknown.get(digest, 0.0) > now:
+            return None
         try:
             answer = await self._orm.run(lookup, secret)
         except DatabaseError as error:
-            raise AuthError(grpc.StatusCode.UNAVAILABLE, "credentials cannot be checked now; retry") from error
-        if len(self._answers) > 10000:
-            self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
-        self._answers[digest] = (now + self._ttl, answer)
+            kept = self.verified.confirmed_within(digest, self.verified.max_age)
+            if kept is None:
+                raise AuthError(grpc.StatusCode.UNAVAILABLE, "credentials cannot be checked now; retry") from error
+            return kept
+        if answer is None:
+            self._remember_unknown(digest, now)
+        else:
+            self.verified.looked_up(digest, answer)
         return answer
+
+    def _remember_unknown(self, digest: str, now: float) -> None:
+        if len(self._unknown) > MAX_UNKNOWN_REMEMBERED:
+            self._unknown = {k: until for k, until in self._unknown.items() if until > now}
+        self._unknown[digest] = now + self._ttl

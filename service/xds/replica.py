@@ -11,8 +11,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
 from service.xds.auth import Authenticator
 from service.xds.cache import SnapshotCache
+from service.xds.credentials import CredentialCheck, VerifiedCredentials
 from service.xds.load import get_load_store
 from service.xds.orm import OrmPool
 from service.xds.records import Recorder
@@ -30,6 +33,9 @@ class ReplicaConfig:
     tls_key: str = ""
     replica: str = ""  # unique among replicas, stable across restarts; default host:port
     orm_threads: int = 4
+    # Where verified credentials are kept for a restart during a database
+    # outage (credentials.py); empty: in memory only.
+    credentials_file: str = ""
 
     def replica_id(self) -> str:
         return self.replica or f"{socket.gethostname()}:{self.port}"
@@ -50,9 +56,13 @@ class Replica:
         self.orm = OrmPool(config.orm_threads)
         self.recorder = Recorder(self.orm, self.id)
         self.sync = PolicySync(self.cache, self.orm, **(sync_options or {}))
-        self.server = XdsServer(self.cache, orm=self.orm, authenticator=Authenticator(self.orm),
+        verified = VerifiedCredentials(settings.XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC,
+                                       Path(config.credentials_file) if config.credentials_file else None)
+        self.server = XdsServer(self.cache, orm=self.orm, authenticator=Authenticator(self.orm, verified),
                                 recorder=self.recorder, loads=get_load_store(), replica=self.id,
                                 callbacks=callbacks)
+        self.credentials = CredentialCheck(self.orm, verified, self.server.open_streams,
+                                           settings.XDS_CREDENTIAL_RECHECK_SEC)
         self._bus = bus
         self.port = 0
 
@@ -65,6 +75,7 @@ class Replica:
         # the live streams of the replica that holds the port.
         self.port = self.server.listen(self.config.host, self.config.port, tls)
         await self.recorder.start()
+        await self.credentials.start()
         await self.sync.start(self._bus or get_bus())
         await self.server.start()
         logger.warning("xDS replica %s listening on %s:%d%s", self.id, self.config.host, self.port,
@@ -73,6 +84,7 @@ class Replica:
 
     async def stop(self, grace: float = 1.0) -> None:
         await self.server.stop(grace)
+        await self.credentials.stop()
         await self.sync.stop()
         await self.recorder.stop()
         self.orm.close()

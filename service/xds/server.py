@@ -21,18 +21,21 @@ import time
 from collections import Counter
 
 import grpc
+from django.db import DatabaseError
 from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.load_stats.v3 import lrs_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.protobuf import duration_pb2
 
 from service.xds import csds
+from service.xds.admission import ProxyQuotaExceeded, check_room, proxies_elsewhere
 from service.xds.auth import CLOUD_FIELD, AuthError, Authenticator, NodeIdentity, node_field
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.load import LoadStore, samples_of
 from service.xds.orm import OrmPool
 from service.xds.protocol import Ack, DeltaStream, Nack, Outgoing, SelectionMemo, SotwStream
 from service.xds.records import ProxyRecord, Recorder
+from service.xds.streams import HeldStream, OpenStreams
 
 logger = logging.getLogger("service.xds")
 
@@ -86,6 +89,10 @@ class Callbacks:
         self.counts[f"refused:{error.code.name}"] += 1
         logger.info("%s stream refused (%s): %s", service, error.code.name, error.message)
 
+    def revoked(self, held: HeldStream) -> None:
+        self.counts["streams_revoked"] += 1
+        logger.info("a stream of tenant %s ended: %s", held.credential.tenant, held.reason)
+
     def sent(self, identity: NodeIdentity, out: Outgoing) -> None:
         self.counts["responses"] += 1
         logger.debug("sent %s %s (nonce %s) to %s", out.type_url, out.version, out.nonce, identity.node_id)
@@ -115,6 +122,7 @@ class XdsServer:
         self.callbacks = callbacks or Callbacks()
         self.load_report_interval = load_report_interval
         self.memo = SelectionMemo()
+        self.open_streams = OpenStreams()
         self._server: grpc.aio.Server | None = None
 
     def listen(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[bytes, bytes] | None = None) -> int:
@@ -177,6 +185,15 @@ class XdsServer:
         if first is None:
             return
         identity = await self._authenticate(context, first.node, ADS_SERVICE)
+        elsewhere = await self._proxies_elsewhere(identity)
+        node = (identity.credential.mesh_id, identity.name)
+        if elsewhere is not None:
+            await self._check_room(context, identity, node, elsewhere)
+        # No await since the check: this replica's proxies are still those it counted.
+        with self.open_streams.hold(identity.credential, node) as held:
+            await self._until_ended(context, held, self._serve_ads(first, requests, context, identity, protocol, name))
+
+    async def _serve_ads(self, first, requests, context, identity: NodeIdentity, protocol, name: str) -> None:
         key = CacheKey(identity.tenant, identity.mesh, node_field(first.node, CLOUD_FIELD), first.node.locality.region)
         record = ProxyRecord.of(identity, first.node, self.replica)
         stream = protocol(key, self.memo)
@@ -230,8 +247,48 @@ class XdsServer:
         try:
             return await self.auth.node(context.invocation_metadata(), node)
         except AuthError as error:
-            self.callbacks.refused(service, error)
-            await context.abort(error.code, error.message)
+            await self._refuse(context, service, error)
+
+    async def _refuse(self, context, service: str, error: AuthError) -> None:
+        self.callbacks.refused(service, error)
+        await context.abort(error.code, error.message)
+
+    async def _proxies_elsewhere(self, identity: NodeIdentity):
+        """The database's count of the tenant's proxies on other replicas, or
+        None while it is away: proxies are then admitted unchecked, since
+        refusing them would strand them (the quota is checked again on their
+        next connect)."""
+        node = (identity.credential.mesh_id, identity.name)
+        try:
+            return await self.orm.run(proxies_elsewhere, identity.credential.tenant_id, node, self.replica)
+        except DatabaseError:
+            # Logged at INFO: in an outage every connect lands here (the credential re-check warns once).
+            self.callbacks.counts["quota_unchecked"] += 1
+            logger.info("cannot check the max_proxies quota of %s (database away): admitting %s",
+                        identity.tenant, identity.node_id)
+            return None
+
+    async def _check_room(self, context, identity: NodeIdentity, node, elsewhere) -> None:
+        try:
+            check_room(node, elsewhere, self.open_streams.proxies(identity.credential.tenant_id))
+        except ProxyQuotaExceeded as error:
+            await self._refuse(context, ADS_SERVICE, AuthError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)))
+
+    async def _until_ended(self, context, held: HeldStream, work) -> None:
+        """Run a stream's work until it ends, or until its credential is revoked:
+        then stop the work and end the stream UNAUTHENTICATED."""
+        work = asyncio.ensure_future(work)
+        revoked = asyncio.ensure_future(held.ended.wait())
+        try:
+            await asyncio.wait((work, revoked), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            revoked.cancel()
+            work.cancel()  # if the handler itself was cancelled, or the credential revoked
+        if not held.ended.is_set():
+            return work.result()
+        await asyncio.wait((work,))  # let it close its records
+        self.callbacks.revoked(held)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, held.reason)
 
     # CSDS
 
@@ -241,8 +298,12 @@ class XdsServer:
 
     async def _csds_stream(self, requests, context):
         credential = await self._tenant(context)
+        with self.open_streams.hold(credential) as held:
+            await self._until_ended(context, held, self._answer_csds(credential, requests, context))
+
+    async def _answer_csds(self, credential, requests, context) -> None:
         async for request in requests:
-            yield await self._client_status(credential.tenant_id, request, context)
+            await context.write(await self._client_status(credential.tenant_id, request, context))
 
     async def _tenant(self, context):
         try:
@@ -256,6 +317,9 @@ class XdsServer:
             return await self.orm.run(csds.client_status, tenant_id, request)
         except csds.UnsupportedMatcher as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except DatabaseError:
+            # An API key verified before the outage gets this far.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "proxy records cannot be read now; retry")
 
     # LRS
 
@@ -265,6 +329,10 @@ class XdsServer:
         if first is None:
             return
         identity = await self._authenticate(context, first.node, LRS_SERVICE)
+        with self.open_streams.hold(identity.credential) as held:
+            await self._until_ended(context, held, self._serve_lrs(first, requests, context, identity))
+
+    async def _serve_lrs(self, first, requests, context, identity: NodeIdentity) -> None:
         await context.write(lrs_pb2.LoadStatsResponse(
             send_all_clusters=True,
             load_reporting_interval=duration_pb2.Duration(
