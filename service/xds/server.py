@@ -31,7 +31,9 @@ from service.xds.auth import CLOUD_FIELD, AuthError, Authenticator, NodeIdentity
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.load import LoadStore, samples_of
 from service.xds.orm import OrmPool
-from service.xds.protocol import Ack, DeltaStream, Nack, Outgoing, SelectionMemo, SotwStream
+from service.xds.protocol import (
+    Ack, DeltaStream, InvalidRequest, LimitExceeded, Nack, Outgoing, RequestRefused, SelectionMemo, SotwStream,
+)
 from service.xds.records import ProxyRecord, Recorder
 
 logger = logging.getLogger("service.xds")
@@ -40,8 +42,22 @@ ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 CSDS_SERVICE = "envoy.service.status.v3.ClientStatusDiscoveryService"
 LRS_SERVICE = "envoy.service.load_stats.v3.LoadReportingService"
 
+# A stream proves who it is with its first request (it carries the node): one
+# that sends none within this many seconds is ended (DEADLINE_EXCEEDED), so
+# idle connections hold nothing.
+FIRST_REQUEST_TIMEOUT = 10.0
+# gRPC's default receive limit, stated: a larger request ends its stream with
+# RESOURCE_EXHAUSTED before any of it is read.
+MAX_REQUEST_BYTES = 4 << 20
+
+# How a request the protocol refuses (protocol.py, the limits) ends its stream.
+_REFUSAL_STATUS = {
+    LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+}
 
 SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     ("grpc.max_concurrent_streams", 1 << 16),
     # Streams the application has not yet picked up: gRPC core starts refusing
     # new ones (CANCELLED) past 1000 and all past 3000, which a thousand
@@ -72,6 +88,11 @@ class Callbacks:
         self.counts[f"refused:{error.code.name}"] += 1
         logger.info("%s stream refused (%s): %s", service, error.code.name, error.message)
 
+    def ended(self, service: str, node_id: str, code: grpc.StatusCode, message: str) -> None:
+        """The server ended a stream: no first request in time, or a request past a limit."""
+        self.counts[f"ended:{code.name}"] += 1
+        logger.info("%s stream%s ended (%s): %s", service, f" of {node_id}" if node_id else "", code.name, message)
+
     def sent(self, identity: NodeIdentity, out: Outgoing) -> None:
         self.counts["responses"] += 1
         logger.debug("sent %s %s (nonce %s) to %s", out.type_url, out.version, out.nonce, identity.node_id)
@@ -91,7 +112,7 @@ class Callbacks:
 class XdsServer:
     def __init__(self, cache: SnapshotCache, *, orm: OrmPool, authenticator: Authenticator, recorder: Recorder,
                  loads: LoadStore, replica: str, callbacks: Callbacks | None = None,
-                 load_report_interval: float = 10.0):
+                 load_report_interval: float = 10.0, first_request_timeout: float = FIRST_REQUEST_TIMEOUT):
         self.cache = cache
         self.orm = orm
         self.auth = authenticator
@@ -100,6 +121,7 @@ class XdsServer:
         self.replica = replica
         self.callbacks = callbacks or Callbacks()
         self.load_report_interval = load_report_interval
+        self.first_request_timeout = first_request_timeout
         self.memo = SelectionMemo()
         self._server: grpc.aio.Server | None = None
 
@@ -155,7 +177,7 @@ class XdsServer:
 
     async def _ads(self, requests, context, protocol, name: str) -> None:
         requests = aiter(requests)
-        first = await anext(requests, None)
+        first = await self._first_request(requests, context, ADS_SERVICE)
         if first is None:
             return
         identity = await self._authenticate(context, first.node, ADS_SERVICE)
@@ -172,7 +194,7 @@ class XdsServer:
                 await wake.wait()
                 wake.clear()
                 if reader.done():
-                    reader.result()  # re-raise what ended it, if anything did
+                    await self._end_if_refused(context, reader, identity)
                     return
                 await self._send(context, stream.responses(self.cache.get(key)), record, identity)
         finally:
@@ -193,6 +215,13 @@ class XdsServer:
         finally:
             wake.set()  # the stream is over: let the writer see it
 
+    async def _end_if_refused(self, context, reader: asyncio.Task, identity: NodeIdentity) -> None:
+        """End the stream with the status of a refused request; re-raise anything else that ended the reader."""
+        try:
+            reader.result()
+        except RequestRefused as error:
+            await self._abort(context, ADS_SERVICE, identity.node_id, _REFUSAL_STATUS[type(error)], str(error))
+
     def _take(self, request, stream, record: ProxyRecord, identity: NodeIdentity) -> None:
         outcome = stream.on_request(request)
         if outcome is not None:
@@ -207,6 +236,19 @@ class XdsServer:
             self.callbacks.sent(identity, out)
         if responses:
             self.recorder.changed(record)
+
+    async def _first_request(self, requests, context, service: str):
+        """The stream's first request (None if the client closed first), within the deadline."""
+        try:
+            return await asyncio.wait_for(anext(requests, None), self.first_request_timeout)
+        except TimeoutError:
+            await self._abort(context, service, "", grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"no request within {self.first_request_timeout:g} s of opening the stream; "
+                              f"the first request must carry the node")
+
+    async def _abort(self, context, service: str, node_id: str, code: grpc.StatusCode, message: str) -> None:
+        self.callbacks.ended(service, node_id, code, message)
+        await context.abort(code, message)
 
     async def _authenticate(self, context, node, service: str) -> NodeIdentity:
         try:
@@ -243,7 +285,7 @@ class XdsServer:
 
     async def _lrs(self, requests, context):
         requests = aiter(requests)
-        first = await anext(requests, None)
+        first = await self._first_request(requests, context, LRS_SERVICE)
         if first is None:
             return
         identity = await self._authenticate(context, first.node, LRS_SERVICE)
