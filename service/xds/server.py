@@ -25,6 +25,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.load_stats.v3 import lrs_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 
 from service.xds import csds
 from service.xds.auth import CLOUD_FIELD, AuthError, Authenticator, NodeIdentity, node_field
@@ -109,6 +110,19 @@ class Callbacks:
         self.counts["load_samples"] += samples
 
 
+def _parse(message_type, body: bytes):
+    try:
+        return message_type.FromString(body)
+    except DecodeError as error:
+        raise InvalidRequest(f"the request is not a valid {message_type.DESCRIPTOR.full_name}") from error
+
+
+async def _parsed(message_type, requests):
+    """A stream's requests, parsed: bytes that are no request raise InvalidRequest."""
+    async for body in requests:
+        yield _parse(message_type, body)
+
+
 class XdsServer:
     def __init__(self, cache: SnapshotCache, *, orm: OrmPool, authenticator: Authenticator, recorder: Recorder,
                  loads: LoadStore, replica: str, callbacks: Callbacks | None = None,
@@ -142,41 +156,37 @@ class XdsServer:
             await self._server.stop(grace)
 
     def _handlers(self):
+        # Requests arrive as bytes and are parsed by the handlers (_parse), so
+        # bytes that are no request get INVALID_ARGUMENT, not gRPC's UNKNOWN.
         raw = lambda body: body  # noqa: E731  (responses are serialized already)
         return [
             grpc.method_handlers_generic_handler(ADS_SERVICE, {
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._sotw, request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-                    response_serializer=raw),
+                    self._sotw, response_serializer=raw),
                 "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._delta, request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                    response_serializer=raw),
+                    self._delta, response_serializer=raw),
             }),
             grpc.method_handlers_generic_handler(CSDS_SERVICE, {
                 "StreamClientStatus": grpc.stream_stream_rpc_method_handler(
-                    self._csds_stream, request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                    response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
+                    self._csds_stream, response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
                 "FetchClientStatus": grpc.unary_unary_rpc_method_handler(
-                    self._csds_fetch, request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                    response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
+                    self._csds_fetch, response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
             }),
             grpc.method_handlers_generic_handler(LRS_SERVICE, {
                 "StreamLoadStats": grpc.stream_stream_rpc_method_handler(
-                    self._lrs, request_deserializer=lrs_pb2.LoadStatsRequest.FromString,
-                    response_serializer=lrs_pb2.LoadStatsResponse.SerializeToString),
+                    self._lrs, response_serializer=lrs_pb2.LoadStatsResponse.SerializeToString),
             }),
         ]
 
     # ADS
 
     async def _sotw(self, requests, context):
-        await self._ads(requests, context, SotwStream, "sotw")
+        await self._ads(_parsed(discovery_pb2.DiscoveryRequest, requests), context, SotwStream, "sotw")
 
     async def _delta(self, requests, context):
-        await self._ads(requests, context, DeltaStream, "delta")
+        await self._ads(_parsed(discovery_pb2.DeltaDiscoveryRequest, requests), context, DeltaStream, "delta")
 
     async def _ads(self, requests, context, protocol, name: str) -> None:
-        requests = aiter(requests)
         first = await self._first_request(requests, context, ADS_SERVICE)
         if first is None:
             return
@@ -220,7 +230,7 @@ class XdsServer:
         try:
             reader.result()
         except RequestRefused as error:
-            await self._abort(context, ADS_SERVICE, identity.node_id, _REFUSAL_STATUS[type(error)], str(error))
+            await self._refuse(context, ADS_SERVICE, identity.node_id, error)
 
     def _take(self, request, stream, record: ProxyRecord, identity: NodeIdentity) -> None:
         outcome = stream.on_request(request)
@@ -245,6 +255,11 @@ class XdsServer:
             await self._abort(context, service, "", grpc.StatusCode.DEADLINE_EXCEEDED,
                               f"no request within {self.first_request_timeout:g} s of opening the stream; "
                               f"the first request must carry the node")
+        except RequestRefused as error:
+            await self._refuse(context, service, "", error)
+
+    async def _refuse(self, context, service: str, node_id: str, error: RequestRefused) -> None:
+        await self._abort(context, service, node_id, _REFUSAL_STATUS[type(error)], str(error))
 
     async def _abort(self, context, service: str, node_id: str, code: grpc.StatusCode, message: str) -> None:
         self.callbacks.ended(service, node_id, code, message)
@@ -259,14 +274,21 @@ class XdsServer:
 
     # CSDS
 
-    async def _csds_fetch(self, request, context):
+    async def _csds_fetch(self, body, context):
         credential = await self._tenant(context)
+        try:
+            request = _parse(csds_pb2.ClientStatusRequest, body)
+        except RequestRefused as error:
+            await self._refuse(context, CSDS_SERVICE, "", error)
         return await self._client_status(credential.tenant_id, request, context)
 
     async def _csds_stream(self, requests, context):
         credential = await self._tenant(context)
-        async for request in requests:
-            yield await self._client_status(credential.tenant_id, request, context)
+        try:
+            async for request in _parsed(csds_pb2.ClientStatusRequest, requests):
+                yield await self._client_status(credential.tenant_id, request, context)
+        except RequestRefused as error:
+            await self._refuse(context, CSDS_SERVICE, "", error)
 
     async def _tenant(self, context):
         try:
@@ -284,7 +306,7 @@ class XdsServer:
     # LRS
 
     async def _lrs(self, requests, context):
-        requests = aiter(requests)
+        requests = _parsed(lrs_pb2.LoadStatsRequest, requests)
         first = await self._first_request(requests, context, LRS_SERVICE)
         if first is None:
             return
@@ -296,8 +318,11 @@ class XdsServer:
                 nanos=int(self.load_report_interval % 1 * 1e9)),
         ))
         await self._keep_load(identity, first)
-        async for request in requests:
-            await self._keep_load(identity, request)
+        try:
+            async for request in requests:
+                await self._keep_load(identity, request)
+        except RequestRefused as error:
+            await self._refuse(context, LRS_SERVICE, identity.node_id, error)
 
     async def _keep_load(self, identity: NodeIdentity, request) -> None:
         samples = samples_of(request, identity.name, time.time())
