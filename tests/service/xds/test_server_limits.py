@@ -11,6 +11,7 @@ import pytest
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from envoy.service.load_stats.v3 import lrs_pb2_grpc
 
+from service.xds.cache import CacheKey
 from service.xds.protocol import MAX_NAME_LENGTH, MAX_NAMES_PER_REQUEST, DeltaStream, SotwStream
 from service.xds.snapshot import CLUSTER, ENDPOINT
 from tests.service.xds.conftest import eventually, node, sotw_request
@@ -89,3 +90,14 @@ def test_a_closed_streams_state_is_freed(api, token, replica, channels, streams)
         return not stream_states()
 
     eventually(freed)
+
+
+def test_localities_proxies_invent_leave_no_snapshots_behind(api, token, replica, channels, streams):
+    channel = channels(replica)
+    for i in range(100):
+        stream = streams(channel, token).send(sotw_request(CLUSTER, node(f"n{i}", region=f"invented-{i}")))
+        stream.recv()
+        stream.close()
+    staying = streams(channel, token).send(sotw_request(CLUSTER, node("staying")))
+    staying.recv()
+    eventually(lambda: replica.cache.keys("acme", "m1") == {CacheKey("acme", "m1", "aws", "us-east-1")})
