@@ -69,7 +69,8 @@ def test_streams_that_never_send_a_first_request_are_ended_after_the_deadline(ap
 
 
 def stream_states():
-    return [o for o in gc.get_objects() if type(o) in (SotwStream, DeltaStream)]  # type(): isinstance would wake lazy objects
+    # type(), not isinstance(): isinstance would wake Django's lazy objects.
+    return [o for o in gc.get_objects() if type(o) in (SotwStream, DeltaStream)]
 
 
 def test_a_closed_streams_state_is_freed(api, token, replica, channels, streams):
