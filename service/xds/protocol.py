@@ -53,7 +53,7 @@ WILDCARD = "*"
 
 # What one stream may ask for. A sidecar of a mesh at the default resource
 # quota (2,000) names at most a few thousand resources of a type; these leave
-# room for ten times that and bound a stream's subscriptions to a few MB.
+# room for several times that and bound a stream's names to about 10 MB at worst.
 MAX_NAMES_PER_REQUEST = 10_000  # resource_names; or subscribe + unsubscribe + initial_resource_versions
 MAX_NAMES_PER_TYPE = 10_000  # subscribed names of one type URL on one stream
 MAX_NAMES_PER_STREAM = 20_000  # subscribed names of all types on one stream
