@@ -1,7 +1,8 @@
 """What one tenant's hostile streams may cost a real `interlock xds` replica
 (a subprocess, its RSS read from /proc): the request pattern of issue 12's
-finding 2, scaled to run in seconds, and a bounded fuzz of both ADS methods
-while a control proxy of another tenant measures its push latency."""
+finding 2, scaled to run in seconds, and a bounded fuzz of every method
+(hostile SotW and delta requests, bytes that are no request) while a control
+proxy of another tenant measures its push latency."""
 import concurrent.futures
 import os
 import random
@@ -88,7 +89,9 @@ def subscribe_many_names(stream):
         nonce = stream.recv(timeout=30).nonce
 
 
-def test_many_names_leave_the_replicas_rss_bounded_and_a_closed_stream_frees_them(api, xds_process):
+def test_many_names_leave_the_replicas_rss_bounded_stream_after_stream(api, xds_process):
+    # Each stream closes before the next opens: what the first held (its
+    # names, the memo's entries for them) must not add up with the second's.
     process, channel = xds_process
     token = token_of(api)
     warm = sotw_stream(channel, token)
