@@ -4,7 +4,9 @@ server meet (go-control-plane's SnapshotCache). No gRPC, no ORM.
 The feeder (sync.py) calls :meth:`SnapshotCache.set`, from any thread; a
 stream calls :meth:`SnapshotCache.watch` on its event loop and is woken, on
 that loop, whenever the snapshot of its key is replaced. A watch on a key that
-has no snapshot yet asks the feeder for one through ``on_missing``.
+has no snapshot yet asks the feeder for one through ``on_missing``. When the
+last watch of a key closes, its snapshot goes too: keys carry the locality a
+proxy claims, so only those of open streams are kept.
 """
 from __future__ import annotations
 
@@ -93,6 +95,9 @@ class SnapshotCache:
                 watches.discard(watch)
                 if not watches:
                     del self._watches[watch.key]
+                    # Its locality came from a proxy: keep no snapshot for it
+                    # (a new watch asks the feeder, which has the translation).
+                    self._snapshots.pop(watch.key, None)
 
     def watched_keys(self, tenant: str | None = None, mesh: str | None = None) -> set[CacheKey]:
         """Keys with at least one watch, optionally of one mesh."""

@@ -26,6 +26,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from envoy.service.load_stats.v3 import lrs_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 
 from service.xds import csds
 from service.xds.admission import ProxyQuotaExceeded, check_room, proxies_elsewhere
@@ -33,7 +34,9 @@ from service.xds.auth import CLOUD_FIELD, AuthError, Authenticator, NodeIdentity
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.load import LoadStore, samples_of
 from service.xds.orm import OrmPool
-from service.xds.protocol import Ack, DeltaStream, Nack, Outgoing, SelectionMemo, SotwStream
+from service.xds.protocol import (
+    Ack, DeltaStream, InvalidRequest, LimitExceeded, Nack, Outgoing, RequestRefused, SelectionMemo, SotwStream,
+)
 from service.xds.records import ProxyRecord, Recorder
 from service.xds.streams import HeldStream, OpenStreams
 
@@ -43,8 +46,22 @@ ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 CSDS_SERVICE = "envoy.service.status.v3.ClientStatusDiscoveryService"
 LRS_SERVICE = "envoy.service.load_stats.v3.LoadReportingService"
 
+# A stream proves who it is with its first request (it carries the node): one
+# that sends none within this many seconds is ended (DEADLINE_EXCEEDED), so
+# idle connections hold nothing.
+FIRST_REQUEST_TIMEOUT = 10.0
+# gRPC's default receive limit, stated: a larger request ends its stream with
+# RESOURCE_EXHAUSTED before any of it is read.
+MAX_REQUEST_BYTES = 4 << 20
+
+# How a request the protocol refuses (protocol.py, the limits) ends its stream.
+_REFUSAL_STATUS = {
+    LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+}
 
 SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     ("grpc.max_concurrent_streams", 1 << 16),
     # Streams the application has not yet picked up: gRPC core starts refusing
     # new ones (CANCELLED) past 1000 and all past 3000, which a thousand
@@ -93,6 +110,11 @@ class Callbacks:
         self.counts["streams_revoked"] += 1
         logger.info("a stream of tenant %s ended: %s", held.credential.tenant, held.reason)
 
+    def ended(self, service: str, node_id: str, code: grpc.StatusCode, message: str) -> None:
+        """The server ended a stream: no first request in time, or a request past a limit."""
+        self.counts[f"ended:{code.name}"] += 1
+        logger.info("%s stream%s ended (%s): %s", service, f" of {node_id}" if node_id else "", code.name, message)
+
     def sent(self, identity: NodeIdentity, out: Outgoing) -> None:
         self.counts["responses"] += 1
         logger.debug("sent %s %s (nonce %s) to %s", out.type_url, out.version, out.nonce, identity.node_id)
@@ -109,10 +131,23 @@ class Callbacks:
         self.counts["load_samples"] += samples
 
 
+def _parse(message_type, body: bytes):
+    try:
+        return message_type.FromString(body)
+    except DecodeError as error:
+        raise InvalidRequest(f"the request is not a valid {message_type.DESCRIPTOR.full_name}") from error
+
+
+async def _parsed(message_type, requests):
+    """A stream's requests, parsed: bytes that are no request raise InvalidRequest."""
+    async for body in requests:
+        yield _parse(message_type, body)
+
+
 class XdsServer:
     def __init__(self, cache: SnapshotCache, *, orm: OrmPool, authenticator: Authenticator, recorder: Recorder,
                  loads: LoadStore, replica: str, callbacks: Callbacks | None = None,
-                 load_report_interval: float = 10.0):
+                 load_report_interval: float = 10.0, first_request_timeout: float = FIRST_REQUEST_TIMEOUT):
         self.cache = cache
         self.orm = orm
         self.auth = authenticator
@@ -121,6 +156,7 @@ class XdsServer:
         self.replica = replica
         self.callbacks = callbacks or Callbacks()
         self.load_report_interval = load_report_interval
+        self.first_request_timeout = first_request_timeout
         self.memo = SelectionMemo()
         self.open_streams = OpenStreams()
         self._server: grpc.aio.Server | None = None
@@ -146,42 +182,38 @@ class XdsServer:
             await self._server.stop(grace)
 
     def _handlers(self):
+        # Requests arrive as bytes and are parsed by the handlers (_parse), so
+        # bytes that are no request get INVALID_ARGUMENT, not gRPC's UNKNOWN.
         raw = lambda body: body  # noqa: E731  (responses are serialized already)
         return [
             grpc.method_handlers_generic_handler(ADS_SERVICE, {
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._sotw, request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-                    response_serializer=raw),
+                    self._sotw, response_serializer=raw),
                 "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                    self._delta, request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                    response_serializer=raw),
+                    self._delta, response_serializer=raw),
             }),
             grpc.method_handlers_generic_handler(CSDS_SERVICE, {
                 "StreamClientStatus": grpc.stream_stream_rpc_method_handler(
-                    self._csds_stream, request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                    response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
+                    self._csds_stream, response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
                 "FetchClientStatus": grpc.unary_unary_rpc_method_handler(
-                    self._csds_fetch, request_deserializer=csds_pb2.ClientStatusRequest.FromString,
-                    response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
+                    self._csds_fetch, response_serializer=csds_pb2.ClientStatusResponse.SerializeToString),
             }),
             grpc.method_handlers_generic_handler(LRS_SERVICE, {
                 "StreamLoadStats": grpc.stream_stream_rpc_method_handler(
-                    self._lrs, request_deserializer=lrs_pb2.LoadStatsRequest.FromString,
-                    response_serializer=lrs_pb2.LoadStatsResponse.SerializeToString),
+                    self._lrs, response_serializer=lrs_pb2.LoadStatsResponse.SerializeToString),
             }),
         ]
 
     # ADS
 
     async def _sotw(self, requests, context):
-        await self._ads(requests, context, SotwStream, "sotw")
+        await self._ads(_parsed(discovery_pb2.DiscoveryRequest, requests), context, SotwStream, "sotw")
 
     async def _delta(self, requests, context):
-        await self._ads(requests, context, DeltaStream, "delta")
+        await self._ads(_parsed(discovery_pb2.DeltaDiscoveryRequest, requests), context, DeltaStream, "delta")
 
     async def _ads(self, requests, context, protocol, name: str) -> None:
-        requests = aiter(requests)
-        first = await anext(requests, None)
+        first = await self._first_request(requests, context, ADS_SERVICE)
         if first is None:
             return
         identity = await self._authenticate(context, first.node, ADS_SERVICE)
@@ -207,7 +239,7 @@ class XdsServer:
                 await wake.wait()
                 wake.clear()
                 if reader.done():
-                    reader.result()  # re-raise what ended it, if anything did
+                    await self._end_if_refused(context, reader, identity)
                     return
                 await self._send(context, stream.responses(self.cache.get(key)), record, identity)
         finally:
@@ -228,6 +260,13 @@ class XdsServer:
         finally:
             wake.set()  # the stream is over: let the writer see it
 
+    async def _end_if_refused(self, context, reader: asyncio.Task, identity: NodeIdentity) -> None:
+        """End the stream with the status of a refused request; re-raise anything else that ended the reader."""
+        try:
+            reader.result()
+        except RequestRefused as error:
+            await self._refuse(context, ADS_SERVICE, identity.node_id, error)
+
     def _take(self, request, stream, record: ProxyRecord, identity: NodeIdentity) -> None:
         outcome = stream.on_request(request)
         if outcome is not None:
@@ -243,13 +282,31 @@ class XdsServer:
         if responses:
             self.recorder.changed(record)
 
+    async def _first_request(self, requests, context, service: str):
+        """The stream's first request (None if the client closed first), within the deadline."""
+        try:
+            return await asyncio.wait_for(anext(requests, None), self.first_request_timeout)
+        except TimeoutError:
+            await self._abort(context, service, "", grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"no request within {self.first_request_timeout:g} s of opening the stream; "
+                              f"the first request must carry the node")
+        except RequestRefused as error:
+            await self._refuse(context, service, "", error)
+
+    async def _refuse(self, context, service: str, node_id: str, error: RequestRefused) -> None:
+        await self._abort(context, service, node_id, _REFUSAL_STATUS[type(error)], str(error))
+
+    async def _abort(self, context, service: str, node_id: str, code: grpc.StatusCode, message: str) -> None:
+        self.callbacks.ended(service, node_id, code, message)
+        await context.abort(code, message)
+
     async def _authenticate(self, context, node, service: str) -> NodeIdentity:
         try:
             return await self.auth.node(context.invocation_metadata(), node)
         except AuthError as error:
-            await self._refuse(context, service, error)
+            await self._deny(context, service, error)
 
-    async def _refuse(self, context, service: str, error: AuthError) -> None:
+    async def _deny(self, context, service: str, error: AuthError) -> None:
         self.callbacks.refused(service, error)
         await context.abort(error.code, error.message)
 
@@ -272,7 +329,7 @@ class XdsServer:
         try:
             check_room(node, elsewhere, self.open_streams.proxies(identity.credential.tenant_id))
         except ProxyQuotaExceeded as error:
-            await self._refuse(context, ADS_SERVICE, AuthError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)))
+            await self._deny(context, ADS_SERVICE, AuthError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)))
 
     async def _until_ended(self, context, held: HeldStream, work) -> None:
         """Run a stream's work until it ends, or until its credential is revoked:
@@ -292,8 +349,12 @@ class XdsServer:
 
     # CSDS
 
-    async def _csds_fetch(self, request, context):
+    async def _csds_fetch(self, body, context):
         credential = await self._tenant(context)
+        try:
+            request = _parse(csds_pb2.ClientStatusRequest, body)
+        except RequestRefused as error:
+            await self._refuse(context, CSDS_SERVICE, "", error)
         return await self._client_status(credential.tenant_id, request, context)
 
     async def _csds_stream(self, requests, context):
@@ -302,15 +363,17 @@ class XdsServer:
             await self._until_ended(context, held, self._answer_csds(credential, requests, context))
 
     async def _answer_csds(self, credential, requests, context) -> None:
-        async for request in requests:
-            await context.write(await self._client_status(credential.tenant_id, request, context))
+        try:
+            async for request in _parsed(csds_pb2.ClientStatusRequest, requests):
+                await context.write(await self._client_status(credential.tenant_id, request, context))
+        except RequestRefused as error:
+            await self._refuse(context, CSDS_SERVICE, "", error)
 
     async def _tenant(self, context):
         try:
             return await self.auth.tenant(context.invocation_metadata())
         except AuthError as error:
-            self.callbacks.refused(CSDS_SERVICE, error)
-            await context.abort(error.code, error.message)
+            await self._deny(context, CSDS_SERVICE, error)
 
     async def _client_status(self, tenant_id: int, request, context):
         try:
@@ -324,8 +387,8 @@ class XdsServer:
     # LRS
 
     async def _lrs(self, requests, context):
-        requests = aiter(requests)
-        first = await anext(requests, None)
+        requests = _parsed(lrs_pb2.LoadStatsRequest, requests)
+        first = await self._first_request(requests, context, LRS_SERVICE)
         if first is None:
             return
         identity = await self._authenticate(context, first.node, LRS_SERVICE)
@@ -340,8 +403,11 @@ class XdsServer:
                 nanos=int(self.load_report_interval % 1 * 1e9)),
         ))
         await self._keep_load(identity, first)
-        async for request in requests:
-            await self._keep_load(identity, request)
+        try:
+            async for request in requests:
+                await self._keep_load(identity, request)
+        except RequestRefused as error:
+            await self._refuse(context, LRS_SERVICE, identity.node_id, error)
 
     async def _keep_load(self, identity: NodeIdentity, request) -> None:
         samples = samples_of(request, identity.name, time.time())

@@ -82,7 +82,8 @@ class _ServiceResources:
     service: ServicePolicy
     dns: bool
     cluster: Resource | None  # None when it is per locality (STRICT_DNS)
-    # (cloud, region) -> its ClusterLoadAssignment, or its STRICT_DNS Cluster.
+    # (cloud, region) as Translation._told_apart has them -> its
+    # ClusterLoadAssignment, or its STRICT_DNS Cluster.
     # Filled lazily by snapshot(); shared by successive translations as long
     # as the service's endpoints do not change.
     by_locality: dict
@@ -99,14 +100,29 @@ class Translation:
         self._routes = routes_
         self._outbound = outbound
         self._shared: tuple[Resource, ...] | None = None
-        self._snapshots: dict[tuple[str, str], Snapshot] = {}
+        self._snapshots: dict[tuple[str | None, str | None], Snapshot] = {}
+        self._localities: frozenset[tuple[str, str]] | None = None
 
     def snapshot(self, locality: ProxyLocality) -> Snapshot:
-        key = (locality.cloud, locality.region)
+        key = self._told_apart(locality)
         found = self._snapshots.get(key)
         if found is None:
             found = self._snapshots[key] = Snapshot.of((*self._shared_resources(), *self._locality_resources(key)))
         return found
+
+    def _told_apart(self, locality: ProxyLocality) -> tuple[str | None, str | None]:
+        """The proxy's (cloud, region) as far as the mesh's backends tell them
+        apart: a cloud no backend is in, or a region of its cloud none is in,
+        is None (equal to no backend's). Proxies name their own locality, so
+        this is what keeps the per-locality memos (here and in each service's
+        ``by_locality``) within the localities of the mesh, whatever they claim."""
+        if self._localities is None:
+            self._localities = frozenset((b.locality.cloud, b.locality.region)
+                                         for s in self.policy.services for b in s.backends)
+        place = (locality.cloud, locality.region)
+        if place in self._localities:
+            return place
+        return (locality.cloud if any(cloud == locality.cloud for cloud, _ in self._localities) else None), None
 
     def _shared_resources(self) -> tuple[Resource, ...]:
         """What every locality's snapshot holds alike (gathered on first use)."""
@@ -118,7 +134,7 @@ class Translation:
             )
         return self._shared
 
-    def _locality_resources(self, key: tuple[str, str]):
+    def _locality_resources(self, key: tuple[str | None, str | None]):
         for entry in self._services.values():
             resource = entry.by_locality.get(key)
             if resource is None:
@@ -126,7 +142,7 @@ class Translation:
             yield resource
 
 
-def _locality_resource(entry: _ServiceResources, cloud: str, region: str) -> Resource:
+def _locality_resource(entry: _ServiceResources, cloud: str | None, region: str | None) -> Resource:
     assignment = endpoints.load_assignment(entry.service, cloud, region)
     if entry.dns:
         return Resource.of(clusters.cluster(entry.service, load_assignment=assignment))

@@ -37,7 +37,7 @@ MAX_OVERPROVISIONING = 1_000_000
 METADATA_NAMESPACE = "interlock"
 
 
-def tier(backend: BackendPolicy, cloud: str, region: str, waterfall: bool) -> tuple[int, int]:
+def tier(backend: BackendPolicy, cloud: str | None, region: str | None, waterfall: bool) -> tuple[int, int]:
     preference = 0 if backend.preference == "PREFERRED" else 1
     if not waterfall:
         return preference, 0
@@ -47,7 +47,7 @@ def tier(backend: BackendPolicy, cloud: str, region: str, waterfall: bool) -> tu
     return preference, 1 if here.cloud == cloud else 2
 
 
-def load_assignment(service: ServicePolicy, cloud: str, region: str) -> endpoint_pb2.ClusterLoadAssignment:
+def load_assignment(service: ServicePolicy, cloud: str | None, region: str | None) -> endpoint_pb2.ClusterLoadAssignment:
     failover = service.failover or {}
     waterfall = failover.get("mode", "REGION_THEN_CLOUD") != "DISABLED"
     serving = [b for b in service.backends if b.capacity > 0 and b.endpoints]

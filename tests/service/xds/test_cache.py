@@ -89,3 +89,20 @@ def test_keys_are_listed_per_mesh_and_unwatched_snapshots_forgotten():
     assert meshes == {("acme", "m1"), ("globex", "m1")}
     assert after_forget == {KEY}  # the watched key keeps its snapshot
     assert watches == 0
+
+
+def test_the_last_watch_of_a_key_closing_drops_its_snapshot():
+    # A stream's locality comes from the proxy, so a proxy naming a new region on
+    # every stream must not leave a snapshot per region behind.
+    async def scenario():
+        cache = SnapshotCache()
+        cache.set(KEY, mesh_snapshot())
+        first, second = cache.watch(KEY, lambda: None), cache.watch(KEY, lambda: None)
+        first.close()
+        kept = cache.get(KEY)
+        second.close()
+        return kept, cache.get(KEY), cache.keys("acme", "m1")
+
+    kept, after, keys = asyncio.run(scenario())
+    assert kept is not None
+    assert after is None and keys == set()

@@ -6,7 +6,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from google.rpc import status_pb2
 
 from service.xds.cache import CacheKey
-from service.xds.protocol import Ack, DeltaStream, Nack, SelectionMemo, SotwStream
+from service.xds.protocol import Ack, DeltaStream, Nack, SelectionMemo, SotwStream, Subscription
 from service.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
 from tests.service.xds.resources import cluster, endpoints, listener, mesh_snapshot, routes
 
@@ -117,7 +117,7 @@ def test_streams_of_one_key_share_one_serialized_body_and_other_keys_do_not():
     bodies = []
     for key in (KEY, KEY, CacheKey("globex", "m1", "aws", "us-east-1")):
         stream = sotw(memo, key)
-        bodies.append(memo.select(key, snapshot, CLUSTER, True, frozenset()))
+        bodies.append(memo.select(key, snapshot, CLUSTER, Subscription(wildcard=True)))
         stream.on_request(DiscoveryRequest(type_url=CLUSTER))
         stream.responses(snapshot)
     assert bodies[0] is bodies[1]

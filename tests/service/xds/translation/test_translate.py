@@ -159,6 +159,20 @@ def test_own_region_first_then_own_cloud_then_other_clouds(full_policy):
     assert priorities(from_belgium) == {"euw1": 0, "use1a": 1, "use1b": 1, "usw2": 1}
 
 
+def test_localities_no_backend_is_in_share_one_snapshot(full_policy):
+    # Proxies name their locality; however many they invent, the translation
+    # keeps a snapshot per locality its own backends tell apart, no more.
+    translation = translate(full_policy)
+    invented = [ProxyLocality(cloud, f"{cloud}-region-{i}") for cloud in ("aws", "gcp", "mars") for i in range(300)]
+    snapshots = {id(translation.snapshot(locality)) for locality in invented}
+    assert len(snapshots) == 3  # the own cloud's other regions (aws, gcp), and another cloud (mars)
+    assert translation.snapshot(ProxyLocality("aws", "us-east-1", "us-east-1b")) is translation.snapshot(VIRGINIA)
+    from_mars = get(translation.snapshot(invented[-1]), ENDPOINT, "web")
+    assert priorities(from_mars) == {"use1a": 0, "use1b": 0, "usw2": 0, "euw1": 0}
+    from_aws_elsewhere = get(translation.snapshot(invented[0]), ENDPOINT, "web")
+    assert priorities(from_aws_elsewhere) == {"use1a": 0, "use1b": 0, "usw2": 0, "euw1": 1}
+
+
 def test_priorities_have_no_gaps(full_policy):
     # From Oregon, web-canary's only group (Virginia) is the own cloud: priority 0, not 1.
     oregon = snapshot_of(full_policy, ProxyLocality("aws", "us-west-2"))
