@@ -7,7 +7,10 @@ the snapshot of every locality key in use; a key that gets its first watch is
 filled from the held Translation or, for a new mesh, by a first translation.
 On start and whenever the bus reconnects (notices may have been lost) every
 held mesh is refreshed. If the database is away, the cache keeps the last
-snapshots and the refresh is retried.
+snapshots and the refresh is retried. If the bus is away at start, the
+replica serves without it (every new watch is still filled from the
+database) and subscribes in the background; once subscribed, it refreshes
+every held mesh, as on a reconnect.
 
 Policy loads and translations run in the ORM pool, off the event loop; cache
 updates happen on the loop.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from service.notices import NoticeBusError
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.orm import OrmPool
 from service.xds.snapshot import Snapshot
@@ -54,16 +58,48 @@ class PolicySync:
         self._again: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
+        self._subscribing: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
         self.refreshes = 0  # completed refreshes, for tests and benchmarks
 
     async def start(self, bus) -> None:
         self._loop = asyncio.get_running_loop()
         self.cache.on_missing = self._on_missing
-        self._subscription = await asyncio.to_thread(
-            bus.subscribe, self._notice_from_any_thread, on_reconnect=self._reconnect_from_any_thread)
+        try:
+            await self._subscribe(bus)
+        except NoticeBusError as error:
+            logger.warning("notice bus unavailable (%s): serving without it, subscribing again every %gs",
+                           error, self.retry_after)
+            self._subscribing = self._loop.create_task(self._subscribe_when_back(bus))
         self.resync()
 
+    async def _subscribe(self, bus) -> None:
+        self._subscription = await asyncio.to_thread(
+            bus.subscribe, self._notice_from_any_thread, on_reconnect=self._reconnect_from_any_thread)
+
+    async def _subscribe_when_back(self, bus) -> None:
+        """Until subscribed (or stopped); then catch up on what was missed meanwhile."""
+        while not await self._stopped_within(self.retry_after):
+            try:
+                await self._subscribe(bus)
+            except NoticeBusError as error:
+                logger.info("notice bus still unavailable: %s", error)
+                continue
+            logger.warning("notice bus subscribed: refreshing every mesh served")
+            self.resync()
+            return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
+        self._stopping.set()
+        if self._subscribing is not None:
+            await self._subscribing  # an attempt in flight ends within the bus's subscribe timeout
         if self._subscription is not None:
             await asyncio.to_thread(self._subscription.close)
         self.cache.on_missing = None
