@@ -101,6 +101,9 @@ else:
 
 # Where change notices go: "redis" when a Redis URL is configured, else in-process.
 NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
+# Seconds between an xDS replica's looks at the revisions of the meshes it
+# serves: the most a change whose notice was lost waits (service/xds/sync.py).
+XDS_CATCH_UP_SEC = float(os.environ.get("XDS_CATCH_UP_SEC", "30"))
 # Pub/sub channels span a Redis server's databases: deployments sharing one
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")

@@ -177,7 +177,10 @@ def get_load_store() -> LoadStore:
 
     with _store_lock:
         if _store is None:
-            _store = RedisLoadStore(settings.REDIS_URL, settings.REDIS_TIMEOUT) if settings.REDIS_URL else MemoryLoadStore()
+            if settings.REDIS_URL:
+                _store = RedisLoadStore(settings.REDIS_URL, settings.REDIS_TIMEOUT)
+            else:
+                _store = MemoryLoadStore()
         return _store
 
 

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+
 from service.xds.auth import Authenticator
 from service.xds.cache import SnapshotCache
 from service.xds.load import get_load_store
@@ -49,7 +51,8 @@ class Replica:
         self.cache = SnapshotCache()
         self.orm = OrmPool(config.orm_threads)
         self.recorder = Recorder(self.orm, self.id)
-        self.sync = PolicySync(self.cache, self.orm, **(sync_options or {}))
+        sync_options = {"catch_up_every": settings.XDS_CATCH_UP_SEC, **(sync_options or {})}
+        self.sync = PolicySync(self.cache, self.orm, **sync_options)
         self.server = XdsServer(self.cache, orm=self.orm, authenticator=Authenticator(self.orm),
                                 recorder=self.recorder, loads=get_load_store(), replica=self.id,
                                 callbacks=callbacks)

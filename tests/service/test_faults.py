@@ -231,3 +231,38 @@ def test_a_replica_starts_without_redis_and_catches_up_when_it_returns(stack, ap
     finally:
         channel.close()
     assert replica.poll() is None, stack.log("xds")
+
+
+def test_a_replica_catches_up_on_a_notice_lost_while_redis_was_frozen(stack, api, private_redis):
+    """A freeze shorter than the subscription's PING watch leaves its connection
+    up (no reconnect, no re-read): the replica's periodic check of its meshes'
+    revisions is what brings it the change."""
+    assert api.call("POST", "/api/v1/meshes", {"name": "m1"}).status_code == 201
+    token = api.call("POST", "/api/v1/node-tokens", {"name": "n1", "mesh": "m1"}).json()["token"]
+    stack.env["XDS_CATCH_UP_SEC"] = "2"
+    port = free_port()
+    replica = stack.start("xds", "xds", "--port", str(port), "--replica", "r1")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=PROMPT_SEC)
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        stream = Stream(stub.StreamAggregatedResources, (("authorization", f"Bearer {token}"),))
+        stream.send(sotw_request(CDS, node()))
+        first = stream.recv(timeout=PROMPT_SEC)
+        stream.send(sotw_request(CDS, version=first.version_info, nonce=first.nonce))
+
+        private_redis.freeze()
+        try:
+            created, took = api.timed("POST", "/api/v1/backend-services", {"name": "web", "mesh": "m1",
+                                                                          "protocol": "HTTP"})
+        finally:
+            private_redis.thaw()
+        assert created.status_code == 201, created.text[:500]
+        assert took < PROMPT_SEC, took
+        assert "could not publish" in stack.log("api")
+        second = stream.recv(timeout=15)
+        assert len(second.resources) == 1
+        stream.close()
+    finally:
+        channel.close()
+    assert replica.poll() is None, stack.log("xds")
