@@ -16,13 +16,11 @@ runs answers first, with its own error.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import threading
 import time
-from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)
 
@@ -36,36 +34,52 @@ class Watchdog:
     def __init__(self, tick: float = TICK_SEC):
         self.tick = tick
         self._lock = threading.Lock()
-        self._watched: dict[int, tuple[float, int]] = {}  # round trip -> (deadline, socket's fd)
-        self._ids = itertools.count()
+        self._watched: dict[Watched, tuple[float, int]] = {}  # round trip -> (deadline, socket's fd)
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def watch(self, fd: int, seconds: float):
-        """While the block runs, the socket `fd` is shut down once `seconds` have passed."""
-        key = next(self._ids)
+    def watch(self, fd: int, seconds: float) -> Watched:
+        """A context manager: while its block runs, the socket `fd` is shut down once `seconds` have passed."""
+        return Watched(self, fd, seconds)
+
+    def add(self, round_trip: Watched) -> None:
         with self._lock:
-            self._watched[key] = (time.monotonic() + seconds, fd)
+            self._watched[round_trip] = (time.monotonic() + round_trip.seconds, round_trip.fd)
             if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
                 self._thread = threading.Thread(target=self._run, name="postgres-deadlines", daemon=True)
                 self._thread.start()
-        try:
-            yield
-        finally:
-            # Under the lock: once the round trip is over, its fd (which may be
-            # closed and reused) is never touched.
-            with self._lock:
-                self._watched.pop(key, None)
+
+    def remove(self, round_trip: Watched) -> None:
+        # Under the lock: once the round trip is over, its fd (which may be
+        # closed and reused) is never touched.
+        with self._lock:
+            self._watched.pop(round_trip, None)
 
     def _run(self) -> None:
         while True:
             time.sleep(self.tick)
             now = time.monotonic()
             with self._lock:
-                for key, (deadline, fd) in list(self._watched.items()):
+                for round_trip, (deadline, fd) in list(self._watched.items()):
                     if deadline <= now:
-                        del self._watched[key]
+                        del self._watched[round_trip]
                         shut_down(fd)
+
+
+class Watched:
+    """One round trip under a watchdog (a class rather than a generator: it runs on every statement)."""
+
+    __slots__ = ("watchdog", "fd", "seconds")
+
+    def __init__(self, watchdog: Watchdog, fd: int, seconds: float):
+        self.watchdog = watchdog
+        self.fd = fd
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        self.watchdog.add(self)
+
+    def __exit__(self, *exc_info) -> None:
+        self.watchdog.remove(self)
 
 
 def shut_down(fd: int) -> None:
