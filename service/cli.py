@@ -192,6 +192,8 @@ def main(argv=None) -> int:
         from service.dev import use_dev_environment
 
         use_dev_environment()
+    if args.command == "migrate":
+        os.environ["DB_STATEMENT_TIMEOUT"] = "0"  # a migration may rewrite a large table (docs/operations.md)
     setup_django()
     return args.run(args)
 

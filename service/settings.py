@@ -46,6 +46,19 @@ TEMPLATES = [
     }
 ]
 
+# Nothing waits on Postgres for long (docs/operations.md, "Faults"): a new
+# connection gives up after DB_CONNECT_TIMEOUT seconds (libpq's connect_timeout,
+# at least 2); Postgres cancels a statement after DB_STATEMENT_TIMEOUT and a
+# wait for a lock after DB_LOCK_TIMEOUT; and the client itself gives up on a
+# server that does not answer at all (frozen, or a network that drops packets)
+# DB_RESPONSE_GRACE seconds after the statement timeout (service/postgresql/
+# deadlines.py). 0 turns a timeout off. `interlock migrate` runs without a
+# statement timeout (a migration may rewrite a large table).
+DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", "3"))
+DB_STATEMENT_TIMEOUT = float(os.environ.get("DB_STATEMENT_TIMEOUT", "5"))
+DB_LOCK_TIMEOUT = float(os.environ.get("DB_LOCK_TIMEOUT", "3"))
+DB_RESPONSE_GRACE = 1.0
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{STATE_DIR / 'interlock.sqlite3'}"),
@@ -61,15 +74,26 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     # Django's backend, reading timestamps in C (service/postgresql/base.py).
     DATABASES["default"]["ENGINE"] = "service.postgresql"
+    DATABASES["default"]["OPTIONS"].update(
+        connect_timeout=DB_CONNECT_TIMEOUT,
+        options=f"-c statement_timeout={DB_STATEMENT_TIMEOUT * 1000:.0f} -c lock_timeout={DB_LOCK_TIMEOUT * 1000:.0f}",
+    )
+    DATABASES["default"]["RESPONSE_TIMEOUT"] = DB_STATEMENT_TIMEOUT and DB_STATEMENT_TIMEOUT + DB_RESPONSE_GRACE
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds any Redis client (the cache, the notice bus, the load store) waits to
+# connect or for a reply. Redis answers in well under a millisecond; past this it
+# is away, and every use of it has a way on without it (docs/operations.md).
+REDIS_TIMEOUT = float(os.environ.get("REDIS_TIMEOUT", "1"))
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "interlock",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT, "SOCKET_TIMEOUT": REDIS_TIMEOUT},
         }
     }
 else:
@@ -77,6 +101,9 @@ else:
 
 # Where change notices go: "redis" when a Redis URL is configured, else in-process.
 NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
+# Seconds between an xDS replica's looks at the revisions of the meshes it
+# serves: the most a change whose notice was lost waits (service/xds/sync.py).
+XDS_CATCH_UP_SEC = float(os.environ.get("XDS_CATCH_UP_SEC", "30"))
 # Pub/sub channels span a Redis server's databases: deployments sharing one
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")

@@ -19,3 +19,6 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
 ]
+
+# What no view answered is still the API's JSON error shape (a 503 when a backing service is away).
+handler500 = "service.tenants.api.errors.server_error"

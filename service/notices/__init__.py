@@ -85,7 +85,8 @@ def _bus_from_settings() -> NoticeBus:
         url = getattr(settings, "REDIS_URL", "")
         if not url:
             raise ImproperlyConfigured("NOTICE_BUS is 'redis' but REDIS_URL is not set")
-        return RedisBus(url, channel=getattr(settings, "NOTICE_CHANNEL", "interlock:notices"))
+        return RedisBus(url, channel=getattr(settings, "NOTICE_CHANNEL", "interlock:notices"),
+                        socket_timeout=settings.REDIS_TIMEOUT)
     if kind == "inprocess":
         return InProcessBus()
     raise ImproperlyConfigured(

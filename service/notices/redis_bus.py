@@ -34,7 +34,8 @@ class RedisBus:
     """Change notices over Redis pub/sub on one channel.
 
     ``publish`` is one ``PUBLISH`` of the notice's JSON; it raises
-    :class:`NoticeBusError` if Redis cannot be reached (after one quick retry).
+    :class:`NoticeBusError` if Redis cannot be reached (after two quick retries)
+    or does not answer within ``socket_timeout`` seconds.
 
     ``subscribe`` starts one daemon thread per subscription, holding its own
     connection, and returns once Redis has confirmed the ``SUBSCRIBE``, so a
@@ -71,9 +72,13 @@ class RedisBus:
         self.poll_interval = poll_interval
         self.health_check_interval = health_check_interval
         self.socket_timeout = socket_timeout
-        # Retries once quickly, e.g. when a pooled connection went stale because
-        # Redis restarted. A duplicate notice is harmless; a lost one is not.
-        self._client = self._make_client(Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+        # Retries quickly when a connection fails, e.g. a pooled one went stale
+        # because Redis restarted: a duplicate notice is harmless, a lost one is
+        # not. Not when Redis accepted the connection but did not answer in
+        # socket_timeout: a hung server would only make the publisher (an API
+        # request, after its commit) wait that long again.
+        self._client = self._make_client(
+            Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(redis.ConnectionError,)))
 
     def _make_client(self, retry: Retry) -> redis.Redis:
         return redis.Redis.from_url(

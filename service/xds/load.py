@@ -108,10 +108,10 @@ def _sample(field: str, value: str) -> LoadSample:
 
 
 class RedisLoadStore:
-    def __init__(self, url: str, ttl: float = SAMPLE_TTL, prefix: str = "interlock:load"):
+    def __init__(self, url: str, timeout: float, ttl: float = SAMPLE_TTL, prefix: str = "interlock:load"):
         import redis
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.ttl = ttl
         self.prefix = prefix
 
@@ -177,7 +177,10 @@ def get_load_store() -> LoadStore:
 
     with _store_lock:
         if _store is None:
-            _store = RedisLoadStore(settings.REDIS_URL) if settings.REDIS_URL else MemoryLoadStore()
+            if settings.REDIS_URL:
+                _store = RedisLoadStore(settings.REDIS_URL, settings.REDIS_TIMEOUT)
+            else:
+                _store = MemoryLoadStore()
         return _store
 
 

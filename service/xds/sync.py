@@ -7,7 +7,17 @@ the snapshot of every locality key in use; a key that gets its first watch is
 filled from the held Translation or, for a new mesh, by a first translation.
 On start and whenever the bus reconnects (notices may have been lost) every
 held mesh is refreshed. If the database is away, the cache keeps the last
-snapshots and the refresh is retried.
+snapshots and the refresh is retried. If the bus is away at start, the
+replica serves without it (every new watch is still filled from the
+database) and subscribes in the background; once subscribed, it refreshes
+every held mesh, as on a reconnect.
+
+A notice can also be lost without a reconnect: a Redis that hangs for a few
+seconds fails the publisher's PUBLISH, while the subscription's connection
+survives. So every `catch_up_every` seconds (settings.XDS_CATCH_UP_SEC) the
+replica reads the revision of each mesh it holds, in one query, and
+refreshes those whose revision moved since the previous look (and those it
+looks at for the first time): a lost notice costs at most that much delay.
 
 Policy loads and translations run in the ORM pool, off the event loop; cache
 updates happen on the loop.
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from service.notices import NoticeBusError
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.orm import OrmPool
 from service.xds.snapshot import Snapshot
@@ -24,6 +35,9 @@ from service.xds.snapshot import Snapshot
 logger = logging.getLogger("service.xds")
 
 MeshKey = tuple[str, str]
+
+# Meshes whose revisions one query of the catch-up reads.
+REVISIONS_PER_QUERY = 500
 
 
 def load_and_translate(tenant: str, mesh: str, previous):
@@ -35,6 +49,22 @@ def load_and_translate(tenant: str, mesh: str, previous):
     return None if policy is None else translate(policy, previous)
 
 
+def current_revisions(mesh_keys: list[MeshKey]) -> dict[MeshKey, int]:
+    """The stored revision of each of these meshes (in a pool thread); a mesh gone is left out."""
+    from django.db.models import Q
+
+    from service.mesh.models import Mesh
+
+    found = {}
+    for start in range(0, len(mesh_keys), REVISIONS_PER_QUERY):
+        wanted = Q()
+        for tenant, mesh in mesh_keys[start:start + REVISIONS_PER_QUERY]:
+            wanted |= Q(tenant__name=tenant, name=mesh)
+        rows = Mesh.objects.filter(wanted).values_list("tenant__name", "name", "revision")
+        found.update(((tenant, mesh), revision) for tenant, mesh, revision in rows)
+    return found
+
+
 def snapshot_for(translation, key: CacheKey) -> Snapshot:
     from service.xds.translate import ProxyLocality
 
@@ -42,28 +72,84 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 
 
 class PolicySync:
-    def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0,
-                 refresh=load_and_translate, snapshot=snapshot_for):
+    def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
+                 refresh=load_and_translate, snapshot=snapshot_for, revisions=current_revisions):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
+        self.catch_up_every = catch_up_every
         self._refresh_fn = refresh
         self._snapshot_fn = snapshot
+        self._revisions_fn = revisions
+        self._revisions_seen: dict[MeshKey, int | None] = {}
+        self._catching_up: asyncio.Task | None = None
         self._translations: dict[MeshKey, object] = {}
         self._running: dict[MeshKey, asyncio.Task] = {}
         self._again: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
+        self._subscribing: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
         self.refreshes = 0  # completed refreshes, for tests and benchmarks
 
     async def start(self, bus) -> None:
         self._loop = asyncio.get_running_loop()
         self.cache.on_missing = self._on_missing
-        self._subscription = await asyncio.to_thread(
-            bus.subscribe, self._notice_from_any_thread, on_reconnect=self._reconnect_from_any_thread)
+        try:
+            await self._subscribe(bus)
+        except NoticeBusError as error:
+            logger.warning("notice bus unavailable (%s): serving without it, subscribing again every %gs",
+                           error, self.retry_after)
+            self._subscribing = self._loop.create_task(self._subscribe_when_back(bus))
+        self._catching_up = self._loop.create_task(self._catch_up_periodically())
         self.resync()
 
+    async def _subscribe(self, bus) -> None:
+        self._subscription = await asyncio.to_thread(
+            bus.subscribe, self._notice_from_any_thread, on_reconnect=self._reconnect_from_any_thread)
+
+    async def _subscribe_when_back(self, bus) -> None:
+        """Until subscribed (or stopped); then catch up on what was missed meanwhile."""
+        while not await self._stopped_within(self.retry_after):
+            try:
+                await self._subscribe(bus)
+            except NoticeBusError as error:
+                logger.info("notice bus still unavailable: %s", error)
+                continue
+            logger.warning("notice bus subscribed: refreshing every mesh served")
+            self.resync()
+            return
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _catch_up_periodically(self) -> None:
+        while not await self._stopped_within(self.catch_up_every):
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Refresh each held mesh whose stored revision moved since the last look, or that is new to it."""
+        held = sorted(self.cache.meshes() | set(self._translations))
+        try:
+            revisions = await self.orm.run(self._revisions_fn, held)
+        except Exception:
+            logger.warning("could not read the revisions of the meshes served; looking again in %gs",
+                           self.catch_up_every, exc_info=True)
+            return
+        seen, self._revisions_seen = self._revisions_seen, {key: revisions.get(key) for key in held}
+        for mesh_key in held:
+            if mesh_key not in seen or seen[mesh_key] != self._revisions_seen[mesh_key]:
+                self.refresh(mesh_key)
+
     async def stop(self) -> None:
+        self._stopping.set()
+        for task in (self._subscribing, self._catching_up):
+            if task is not None:
+                await task  # ends within the bus's subscribe timeout, or the database's deadlines
         if self._subscription is not None:
             await asyncio.to_thread(self._subscription.close)
         self.cache.on_missing = None

@@ -5,11 +5,19 @@
 
 `code` is stable for programs, `message` is for people, `field` is the path of
 the offending value in the request body ("" when it concerns the whole body).
+
+When the database or Redis is away the answer is a 503 `unavailable` with a
+Retry-After header, wherever the error was raised (a view, authentication,
+throttling, a middleware): see `server_error`.
 """
+import sys
+
+import redis
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django_redis.exceptions import ConnectionInterrupted
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,6 +38,32 @@ class PreconditionFailed(exceptions.APIException):
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
+
+
+# Seconds a client is told to wait before retrying when a backing service is away:
+# about what a connect attempt and a statement may take (settings.DB_*_TIMEOUT).
+RETRY_AFTER_SEC = 5
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+    wait = RETRY_AFTER_SEC  # DRF's handler turns it into Retry-After
+
+
+# What the database (lost connection, timeouts: psycopg's QueryCanceled and
+# LockNotAvailable are OperationalErrors) and Redis raise when they are away.
+DATABASE_AWAY = (OperationalError, InterfaceError)
+REDIS_AWAY = (ConnectionInterrupted, redis.ConnectionError, redis.TimeoutError)
+
+
+def unavailable(exc: Exception) -> Unavailable | None:
+    """The 503 for an error that says a backing service is away, else None."""
+    if isinstance(exc, DATABASE_AWAY):
+        return Unavailable(f"The database is not answering; retry in {RETRY_AFTER_SEC} seconds.")
+    if isinstance(exc, REDIS_AWAY):
+        return Unavailable(f"Redis is not answering; retry in {RETRY_AFTER_SEC} seconds.")
+    return None
 
 
 def describe(obj) -> str:
@@ -93,6 +127,8 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    else:
+        exc = unavailable(exc) or exc
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -108,3 +144,16 @@ def exception_handler(exc, context):
         }
     response.data = body
     return response
+
+
+def server_error(request):
+    """Django's handler500 (service/urls.py), for what no DRF view answered:
+    the same JSON shape, and a 503 when a backing service is away. Django calls
+    it while the exception is being handled."""
+    exc = sys.exception()
+    away = unavailable(exc) if isinstance(exc, Exception) else None
+    if away is not None:
+        body = {"code": away.default_code, "message": str(away.detail), "errors": []}
+        return JsonResponse(body, status=away.status_code, headers={"Retry-After": str(away.wait)})
+    body = {"code": "server_error", "message": "The server failed on this request; it has been logged.", "errors": []}
+    return JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
