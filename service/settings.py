@@ -81,6 +81,10 @@ NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
 
+# Seconds a disconnected proxy stays on the proxies API before the xDS
+# replicas' sweep forgets it (service/xds/records.py); default a day.
+PROXY_RETENTION = int(os.environ.get("PROXY_RETENTION", str(24 * 3600)))
+
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
