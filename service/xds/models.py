@@ -13,6 +13,7 @@ class ProxyKind(models.TextChoices):
 
 class Proxy(TenantOwnedModel):
     quota = "proxies"
+    quota_counts = "disconnected_at IS NULL"  # connected ones; as records.connected_proxies counts
 
     mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="proxies")
     name = models.CharField(max_length=length.NODE_NAME_LENGTH)

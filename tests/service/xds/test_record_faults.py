@@ -116,3 +116,20 @@ def test_deleting_a_connected_proxys_token_then_its_mesh_works_and_others_are_st
     eventually(lambda: replica.recorder.dropped == 1)  # refused once, then no longer recorded
     control_proxy_is_recorded(other_api, control, replica, channels, streams)
     assert api.get("/api/v1/proxies").json()["results"] == []
+
+
+def test_two_replicas_with_default_ids_keep_each_others_proxies_connected(
+        api, token, start_replica, channels, streams):
+    first = start_replica("")
+    stream = streams(channels(first), token)
+    stream.send(sotw_request(CLUSTER, node("n1")))
+    stream.recv()
+    eventually(lambda: connected(api, "n1"))
+    second = start_replica("")  # the same host and (configured) port
+    late = streams(channels(second), token)
+    late.send(sotw_request(CLUSTER, node("n2")))
+    late.recv()
+    eventually(lambda: connected(api, "n2"))  # the second replica's recorder has run its start
+    assert connected(api, "n1")
+    assert api.get("/api/v1/proxies/n1").json()["replica"] == first.id
+    assert second.id != first.id and second.id.startswith(first.id.rpartition("/")[0])
