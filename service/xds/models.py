@@ -15,6 +15,8 @@ class Proxy(TenantOwnedModel):
     quota = "proxies"
     quota_counts = "disconnected_at IS NULL"  # connected ones; as records.connected_proxies counts
 
+    # This key, the tenant's and ProxyTypeStatus.proxy cascade in the database too (migration 0002), so a
+    # record committed while a mesh is being deleted goes with it.
     mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="proxies")
     name = models.CharField(max_length=length.NODE_NAME_LENGTH)
     node_id = models.CharField(max_length=length.NODE_ID_LENGTH)

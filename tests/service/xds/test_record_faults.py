@@ -1,10 +1,18 @@
 """What one proxy sends can never stop the proxy records of another (issue 12,
 finding 1): a real replica, real gRPC streams, Postgres, and the proxies API of
 another tenant whose proxy connects after the hostile one."""
+import threading
+
 import grpc
 import pytest
+from django.db import connection
+from django.db.models.signals import post_delete
+from django.utils import timezone
 
+from service.mesh.models import Mesh
+from service.xds.models import Proxy, ProxyTypeStatus
 from service.xds.snapshot import CLUSTER, LISTENER
+from service.xds.untrusted import LOG_EXCERPT, PROXY_LOG_LINES
 from tests.service.xds.conftest import eventually, node, sotw_request
 from tests.service.xds.resources import mesh_snapshot
 
@@ -133,3 +141,62 @@ def test_two_replicas_with_default_ids_keep_each_others_proxies_connected(
     assert connected(api, "n1")
     assert api.get("/api/v1/proxies/n1").json()["replica"] == first.id
     assert second.id != first.id and second.id.startswith(first.id.rpartition("/")[0])
+
+
+def test_a_nack_flood_logs_bounded_excerpts_at_most_the_budget(api, token, replica, channels, streams, caplog):
+    stream = streams(channels(replica), token)
+    stream.send(sotw_request(CLUSTER, node()))
+    clusters = stream.recv()
+    for index in range(200):  # a NACK of the last nonce, again and again
+        stream.send(sotw_request(CLUSTER, nonce=clusters.nonce, error=f"nack {index}\nforged line " + "y" * 10_000))
+    eventually(lambda: replica.server.callbacks.counts["nacks"] == 200)
+    lines = [r.getMessage() for r in caplog.records if "NACKed" in r.getMessage()]
+    assert len(lines) == PROXY_LOG_LINES
+    assert all(len(line) < 2 * LOG_EXCERPT + 300 and "\n" not in line for line in lines)
+    assert lines[0].startswith("tenants/acme/meshes/m1/nodes/n1 NACKed") and "nack 0\\nforged line" in lines[0]
+
+
+def elsewhere(write):
+    """Run ``write`` on a connection of its own and commit it, as a replica's recorder would, meanwhile."""
+    failures = []
+
+    def run():
+        try:
+            write()
+        except Exception as error:  # reported to the test below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and not failures, failures
+
+
+def test_a_mesh_is_deleted_though_its_proxies_records_are_written_while_it_is(api, token):
+    """Deleting a mesh deletes its proxy rows, then their statuses, then the mesh; a
+    recorder may commit a proxy row or a status in between: those go with it too."""
+    mesh = Mesh.objects.get(tenant=api.tenant, name="m1")
+    proxy = Proxy.objects.create(tenant=api.tenant, mesh=mesh, name="n1", node_id="n1", kind="envoy", replica="r",
+                                 stream="s1", connected_at=timezone.now(), last_seen_at=timezone.now())
+    ProxyTypeStatus.objects.create(proxy=proxy, type_url=CLUSTER)
+
+    def status_meanwhile(sender, **kwargs):
+        elsewhere(lambda: ProxyTypeStatus.objects.create(proxy_id=proxy.pk, type_url=LISTENER))
+
+    def proxy_meanwhile(sender, **kwargs):
+        elsewhere(lambda: Proxy.objects.create(tenant=api.tenant, mesh_id=mesh.pk, name="n2", node_id="n2",
+                                               kind="envoy", replica="r", stream="s2", connected_at=timezone.now(),
+                                               last_seen_at=timezone.now()))
+
+    assert api.delete("/api/v1/node-tokens/tok1").status_code == 204
+    post_delete.connect(status_meanwhile, sender=ProxyTypeStatus, dispatch_uid="status_meanwhile")
+    post_delete.connect(proxy_meanwhile, sender=Proxy, dispatch_uid="proxy_meanwhile")
+    try:
+        deleted = api.delete("/api/v1/meshes/m1")
+    finally:
+        post_delete.disconnect(sender=ProxyTypeStatus, dispatch_uid="status_meanwhile")
+        post_delete.disconnect(sender=Proxy, dispatch_uid="proxy_meanwhile")
+    assert deleted.status_code == 204, deleted.json()
+    assert not Proxy.objects.exists() and not ProxyTypeStatus.objects.exists()
