@@ -33,7 +33,7 @@ from service.xds.load import LoadStore, samples_of
 from service.xds.orm import OrmPool
 from service.xds.protocol import Ack, DeltaStream, Nack, Outgoing, SelectionMemo, SotwStream
 from service.xds.records import ProxyRecord, Recorder
-from service.xds.untrusted import PROXY_LOG_INTERVAL, PROXY_LOG_LINES, LogBudget, logged
+from service.xds.untrusted import LOG_EXCERPT, PROXY_LOG_INTERVAL, PROXY_LOG_LINES, LogBudget, logged
 
 logger = logging.getLogger("service.xds")
 
@@ -73,7 +73,7 @@ class Callbacks:
 
     def refused(self, service: str, error: AuthError) -> None:
         self.counts[f"refused:{error.code.name}"] += 1
-        logger.info("%s stream refused (%s): %s", service, error.code.name, logged(error.message))
+        logger.info("%s stream refused (%s): %s", service, error.code.name, logged(error.message, 4 * LOG_EXCERPT))
 
     def sent(self, identity: NodeIdentity, out: Outgoing) -> None:
         self.counts["responses"] += 1
