@@ -100,10 +100,11 @@ class ProxyRecord:
         )
 
     def sent(self, out: Outgoing) -> None:
-        record = self._type(out.type_url)
-        record.version_sent, record.nonce_sent, record.sent_at = _version(out.version), _nonce(out.nonce), timezone.now()
+        record = self._type(out.type_url)  # the proxy's; the version and nonce are ours
+        record.version_sent, record.nonce_sent, record.sent_at = out.version, out.nonce, timezone.now()
 
     def answered(self, outcome: Ack | Nack) -> None:
+        # All of it as the proxy sent it (in SotW, an ACK's version is the proxy's to say).
         record = self._type(outcome.type_url)
         if isinstance(outcome, Nack):
             record.error_message = stored(outcome.message, untrusted.NACK_MESSAGE_LENGTH, multiline=True)
