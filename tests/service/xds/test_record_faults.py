@@ -76,12 +76,14 @@ def test_a_300_character_type_url_does_not_stop_the_records(
     stream.send(sotw_request(CLUSTER, version=clusters.version_info, nonce=clusters.nonce))
     long_type = "type.googleapis.com/" + "x" * 300
     stream.send(sotw_request(long_type))
+    stream.send(sotw_request(CLUSTER, version="v" * 300, nonce=clusters.nonce))  # an ACK of a version of its own
     eventually(lambda: connected(api, "n1"))
     control_proxy_is_recorded(other_api, control, replica, channels, streams)
     stream.close()
     eventually(lambda: api.get("/api/v1/proxies/n1").json()["connected"] is False)
-    type_urls = [s["type_url"] for s in api.get("/api/v1/proxies/n1").json()["xds"]]
-    assert all(len(url) <= 255 for url in type_urls)
+    statuses = api.get("/api/v1/proxies/n1").json()["xds"]
+    assert all(len(status["type_url"]) <= 255 for status in statuses)
+    assert [len(s["version_acked"]) for s in statuses if s["type"] == "Cluster"] == [64]
 
 
 def test_a_nul_byte_and_a_huge_nack_message_are_cleaned_and_bounded(
