@@ -74,10 +74,9 @@ def test_a_300_character_type_url_does_not_stop_the_records(
     stream.send(sotw_request(CLUSTER, node()))
     clusters = stream.recv()
     stream.send(sotw_request(CLUSTER, version=clusters.version_info, nonce=clusters.nonce))
-    long_type = "type.googleapis.com/" + "x" * 300
-    stream.send(sotw_request(long_type))
     stream.send(sotw_request(CLUSTER, version="v" * 300, nonce=clusters.nonce))  # an ACK of a version of its own
-    eventually(lambda: connected(api, "n1"))
+    stream.send(sotw_request("type.googleapis.com/" + "x" * 300))
+    eventually(lambda: api.get("/api/v1/proxies/n1").status_code == 200)
     control_proxy_is_recorded(other_api, control, replica, channels, streams)
     stream.close()
     eventually(lambda: api.get("/api/v1/proxies/n1").json()["connected"] is False)
