@@ -248,6 +248,9 @@ class Recorder:
                 logger.warning("could not end the streams of this replica's previous run; retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(max(backoff * 2, 0.5), 10.0)
+            except DatabaseError:  # never to stop the writer: the sweep ends those streams in time anyway
+                logger.warning("could not end the streams of this replica's previous run", exc_info=True)
+                return
 
     async def _write(self, batch: list[ProxyRecord]) -> None:
         """Write the batch's changes in one transaction; if the database refuses
