@@ -159,7 +159,9 @@ def parser() -> argparse.ArgumentParser:
     replica.add_argument("--port", type=int, default=18000)
     replica.add_argument("--tls-cert", default="", help="PEM certificate chain; serves TLS with --tls-key")
     replica.add_argument("--tls-key", default="", help="PEM private key of --tls-cert")
-    replica.add_argument("--replica", default="", help="this replica's id, unique and stable (default host:port)")
+    replica.add_argument("--replica", default="",
+                         help="this replica's id, unique among replicas (default <hostname>:<port>/<random>, "
+                              "new at every start)")
     replica.set_defaults(run=xds)
 
     tenant = commands.add_parser("tenant", help="manage tenants").add_subparsers(dest="tenant_command", required=True)

@@ -116,6 +116,9 @@ NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
 # honoured until the database is back). docs/xds-server.md.
 XDS_CREDENTIAL_RECHECK_SEC = float(os.environ.get("XDS_CREDENTIAL_RECHECK_SEC", "2"))
 XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC = float(os.environ.get("XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC", str(24 * 3600)))
+# Seconds a disconnected proxy stays on the proxies API before the xDS
+# replicas' sweep forgets it (service/xds/records.py); default a day.
+PROXY_RETENTION = int(os.environ.get("PROXY_RETENTION", str(24 * 3600)))
 
 USE_TZ = True
 TIME_ZONE = "UTC"

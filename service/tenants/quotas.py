@@ -48,7 +48,8 @@ def usage_sql(quota: str) -> tuple[str, int]:
     against `quota`, and how many times it takes the tenant's id. Built once
     per process: this runs in every create, where compiling it is a cost."""
     quote = connection.ops.quote_name
-    counts = [f"(SELECT COUNT(*) FROM {quote(model._meta.db_table)} WHERE tenant_id = %s)"
+    counts = [f"(SELECT COUNT(*) FROM {quote(model._meta.db_table)} WHERE tenant_id = %s"
+              f"{' AND ' + model.quota_counts if model.quota_counts else ''})"
               for model in counted_models(quota)]
     return f"SELECT {' + '.join(counts) or '0'}", len(counts)
 

@@ -17,8 +17,10 @@ class TenantOwnedModel(models.Model):
 
     objects = TenantQuerySet.as_manager()
 
-    # Which per-tenant quota a row of this model counts against, if any.
+    # Which per-tenant quota a row of this model counts against, if any, and
+    # which rows count: an SQL condition on its table ("" for every row).
     quota = None
+    quota_counts = ""
 
     class Meta:
         abstract = True

@@ -20,6 +20,7 @@ import grpc
 from django.db import DatabaseError
 
 from service.xds.orm import OrmPool
+from service.xds.untrusted import NODE_NAME_LENGTH, has_control_characters, logged
 
 if TYPE_CHECKING:
     from service.xds.credentials import VerifiedCredentials
@@ -91,12 +92,25 @@ def check_node_id(credential: Credential, node_id: str) -> NodeIdentity:
     match = NODE_ID.match(node_id)
     if match is None:
         raise AuthError(grpc.StatusCode.INVALID_ARGUMENT,
-                        f"node id {node_id!r} is not of the form tenants/<tenant>/meshes/<mesh>/nodes/<name>")
+                        f"node id '{logged(node_id)}' is not of the form tenants/<tenant>/meshes/<mesh>/nodes/<name>")
     if (match["tenant"], match["mesh"]) != (credential.tenant, credential.mesh):
         raise AuthError(grpc.StatusCode.PERMISSION_DENIED,
-                        f"node id {node_id!r} is outside the node token's mesh "
+                        f"node id '{logged(node_id)}' is outside the node token's mesh "
                         f"tenants/{credential.tenant}/meshes/{credential.mesh}")
+    check_node_name(match["name"])
     return NodeIdentity(credential, node_id, match["name"])
+
+
+def check_node_name(name: str) -> None:
+    """A node name is the proxy's key in its mesh's records and on the proxies
+    API, so it is refused rather than stored other than it was sent."""
+    if len(name) > NODE_NAME_LENGTH:
+        raise AuthError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the node name is {len(name)} characters long; at most {NODE_NAME_LENGTH} are allowed")
+    if has_control_characters(name):
+        raise AuthError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the node name '{logged(name)}' contains a control character (NUL, newline, ...); "
+                        "use printable characters only")
 
 
 def _lookup_node_token(token: str) -> Credential | None:

@@ -3,6 +3,7 @@ subscribed to, written by the replica that holds its stream (records.py)."""
 from django.db import models
 
 from service.tenants.scoping import TenantOwnedModel
+from service.xds import untrusted as length
 
 
 class ProxyKind(models.TextChoices):
@@ -12,16 +13,19 @@ class ProxyKind(models.TextChoices):
 
 class Proxy(TenantOwnedModel):
     quota = "proxies"
+    quota_counts = "disconnected_at IS NULL"  # connected ones; as records.connected_proxies counts
 
+    # This key, the tenant's and ProxyTypeStatus.proxy cascade in the database too (migration 0002), so a
+    # record committed while a mesh is being deleted goes with it.
     mesh = models.ForeignKey("mesh.Mesh", on_delete=models.CASCADE, related_name="proxies")
-    name = models.CharField(max_length=255)
-    node_id = models.CharField(max_length=512)
+    name = models.CharField(max_length=length.NODE_NAME_LENGTH)
+    node_id = models.CharField(max_length=length.NODE_ID_LENGTH)
     kind = models.CharField(max_length=8, choices=ProxyKind.choices)
-    user_agent = models.CharField(max_length=255, blank=True, default="")
-    cloud = models.CharField(max_length=63, blank=True, default="")
-    region = models.CharField(max_length=255, blank=True, default="")
-    zone = models.CharField(max_length=255, blank=True, default="")
-    replica = models.CharField(max_length=255)
+    user_agent = models.CharField(max_length=length.USER_AGENT_LENGTH, blank=True, default="")
+    cloud = models.CharField(max_length=length.CLOUD_LENGTH, blank=True, default="")
+    region = models.CharField(max_length=length.LOCALITY_LENGTH, blank=True, default="")
+    zone = models.CharField(max_length=length.LOCALITY_LENGTH, blank=True, default="")
+    replica = models.CharField(max_length=length.REPLICA_LENGTH)
     # The stream the row describes, so that an old stream closing late does
     # not mark a reconnected proxy disconnected.
     stream = models.CharField(max_length=32)
@@ -40,14 +44,14 @@ class ProxyTypeStatus(models.Model):
     """Per xDS type: the version last sent, the version last ACKed, the last NACK."""
 
     proxy = models.ForeignKey(Proxy, on_delete=models.CASCADE, related_name="xds")
-    type_url = models.CharField(max_length=255)
-    version_sent = models.CharField(max_length=64, blank=True, default="")
-    nonce_sent = models.CharField(max_length=32, blank=True, default="")
+    type_url = models.CharField(max_length=length.TYPE_URL_LENGTH)
+    version_sent = models.CharField(max_length=length.VERSION_LENGTH, blank=True, default="")
+    nonce_sent = models.CharField(max_length=length.NONCE_LENGTH, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)
-    version_acked = models.CharField(max_length=64, blank=True, default="")
+    version_acked = models.CharField(max_length=length.VERSION_LENGTH, blank=True, default="")
     acked_at = models.DateTimeField(null=True, blank=True)
     error_message = models.TextField(blank=True, default="")
-    error_nonce = models.CharField(max_length=32, blank=True, default="")
+    error_nonce = models.CharField(max_length=length.NONCE_LENGTH, blank=True, default="")
     error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -4,8 +4,20 @@ mirrored into the database off the event loop.
 A stream keeps its :class:`ProxyRecord` in memory and tells the
 :class:`Recorder` it changed; the recorder writes every changed record in one
 transaction a moment later (``delay``), so a thousand ACKs arriving together
-are one batch of upserts, not a thousand round trips. If the database is away,
-the batch stays dirty and is written when it returns; streams never wait.
+are one batch of upserts, not a thousand round trips. Streams never wait.
+
+What a proxy sends is cleaned and cut to its column before it reaches a record
+(untrusted.py). Should the database still refuse a batch, the batch is split
+until the record it refuses is found; that record is dropped (counted, logged,
+and no longer recorded until its proxy reconnects) and the others are written.
+Only transient errors (the database away) keep a batch for a retry.
+
+Rows outlive the streams they describe: a replica refreshes ``last_seen_at``
+of its connected proxies every ``heartbeat``, and every replica now and then
+sweeps the table (bounded batches, conditional statements, so any number may
+at once): a row not seen for ``stale_after`` is of a replica that died, and is
+marked disconnected as of when it was last seen; a row disconnected longer
+than ``settings.PROXY_RETENTION`` is forgotten.
 """
 from __future__ import annotations
 
@@ -13,16 +25,28 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import DatabaseError, transaction
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from service.xds import untrusted
 from service.xds.auth import CLOUD_FIELD, NodeIdentity, node_field
 from service.xds.orm import OrmPool
 from service.xds.protocol import Ack, Nack, Outgoing
+from service.xds.untrusted import LogBudget, logged, stored
 
 logger = logging.getLogger("service.xds")
+
+# The database is away: the batch is kept and written when it returns.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+# Rows a sweep changes or deletes per statement, and statements per sweep.
+SWEEP_BATCH = 1000
+SWEEP_BATCHES = 10
+# Streams a heartbeat refreshes per statement (well below any driver's limit on parameters).
+TOUCH_BATCH = 1000
 
 
 @dataclass
@@ -60,6 +84,7 @@ class ProxyRecord:
     pk: int | None = None  # of its row, once written
     row_dirty: bool = True
     dirty_types: set[str] = field(default_factory=set)
+    dropped: bool = False  # the database refused it: no longer recorded
 
     @classmethod
     def of(cls, identity: NodeIdentity, node, replica: str) -> ProxyRecord:
@@ -68,22 +93,24 @@ class ProxyRecord:
             identity=identity,
             replica=replica,
             kind="envoy" if agent.lower() == "envoy" else "grpc",
-            user_agent=f"{agent} {node.user_agent_version}".strip(),
-            cloud=node_field(node, CLOUD_FIELD),
-            region=node.locality.region,
-            zone=node.locality.zone,
+            user_agent=stored(f"{agent} {node.user_agent_version}".strip(), untrusted.USER_AGENT_LENGTH),
+            cloud=stored(node_field(node, CLOUD_FIELD), untrusted.CLOUD_LENGTH),
+            region=stored(node.locality.region, untrusted.LOCALITY_LENGTH),
+            zone=stored(node.locality.zone, untrusted.LOCALITY_LENGTH),
         )
 
     def sent(self, out: Outgoing) -> None:
-        record = self._type(out.type_url)
+        record = self._type(out.type_url)  # the proxy's; the version and nonce are ours
         record.version_sent, record.nonce_sent, record.sent_at = out.version, out.nonce, timezone.now()
 
     def answered(self, outcome: Ack | Nack) -> None:
+        # All of it as the proxy sent it (in SotW, an ACK's version is the proxy's to say).
         record = self._type(outcome.type_url)
         if isinstance(outcome, Nack):
-            record.error_message, record.error_nonce, record.error_at = outcome.message, outcome.nonce, timezone.now()
+            record.error_message = stored(outcome.message, untrusted.NACK_MESSAGE_LENGTH, multiline=True)
+            record.error_nonce, record.error_at = _nonce(outcome.nonce), timezone.now()
         else:
-            record.version_acked, record.acked_at = outcome.version, timezone.now()
+            record.version_acked, record.acked_at = _version(outcome.version), timezone.now()
             record.error_message, record.error_nonce, record.error_at = "", "", None
 
     def closed(self) -> None:
@@ -91,6 +118,8 @@ class ProxyRecord:
         self.row_dirty = True
 
     def _type(self, type_url: str) -> TypeRecord:
+        # Cut before it is a key: two long type URLs alike up to the cut are one row.
+        type_url = stored(type_url, untrusted.TYPE_URL_LENGTH)
         self.dirty_types.add(type_url)
         return self.types.setdefault(type_url, TypeRecord())
 
@@ -115,6 +144,14 @@ class ProxyRecord:
                     disconnected_at=self.disconnected_at)
 
 
+def _version(version: str) -> str:
+    return stored(version, untrusted.VERSION_LENGTH)
+
+
+def _nonce(nonce: str) -> str:
+    return stored(nonce, untrusted.NONCE_LENGTH)
+
+
 @dataclass(frozen=True)
 class Pending:
     identity: NodeIdentity
@@ -126,20 +163,31 @@ class Pending:
 
 
 class Recorder:
-    def __init__(self, orm: OrmPool, replica: str, *, delay: float = 0.05, heartbeat: float = 30.0):
+    def __init__(self, orm: OrmPool, replica: str, *, delay: float = 0.05, heartbeat: float = 30.0,
+                 sweep_every: float = 60.0, stale_after: float | None = None, retention: float | None = None):
         self._orm = orm
         self.replica = replica
         self._delay = delay
         self._heartbeat = heartbeat
+        self._sweep_every = sweep_every
+        # A few missed heartbeats, so that a slow one never makes a live proxy look gone.
+        self._stale_after = timedelta(seconds=stale_after if stale_after is not None else 3 * heartbeat)
+        self._retention = timedelta(seconds=retention if retention is not None else settings.PROXY_RETENTION)
         self._dirty: dict[str, ProxyRecord] = {}
         self._live: dict[str, ProxyRecord] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # One writer at a time, so that a heartbeat cannot revive a row whose close was written before it.
+        self._writing = asyncio.Lock()
+        self._drop_log = LogBudget(untrusted.PROXY_LOG_LINES, untrusted.PROXY_LOG_INTERVAL)
         self._tasks: list[asyncio.Task] = []
         self.batches = 0  # transactions written, for metrics and tests
+        self.dropped = 0  # records the database refused
 
     def changed(self, record: ProxyRecord) -> None:
+        if record.dropped:
+            return
         self._dirty[record.stream] = record
         if record.disconnected_at is None:
             self._live[record.stream] = record
@@ -151,10 +199,12 @@ class Recorder:
     async def start(self) -> None:
         self._idle.clear()  # until the previous run's streams are ended
         self._tasks = [asyncio.create_task(self._write_loop(timezone.now())),
-                       asyncio.create_task(self._heartbeat_loop())]
+                       asyncio.create_task(self._heartbeat_loop()),
+                       asyncio.create_task(self._sweep_loop())]
 
-    async def stop(self) -> None:
-        await self.flush()
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Write what can be written within ``timeout``, then stop."""
+        await self.flush(timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -164,46 +214,106 @@ class Recorder:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
-            logger.warning("proxy records not written within %.1fs (database away?)", timeout)
+            logger.warning("%d proxy records not written within %.1fs (database away?)", len(self._dirty), timeout)
 
     async def _write_loop(self, started_at: datetime) -> None:
+        await self._end_previous_run(started_at)
         backoff = self._delay
-        ended_previous_run = False
         while True:
-            if ended_previous_run:
+            if not self._dirty:
+                self._idle.set()
                 await self._wake.wait()
             await asyncio.sleep(backoff)
             self._wake.clear()
-            batch, self._dirty = self._dirty, {}
+            async with self._writing:
+                batch, self._dirty = self._dirty, {}
+                try:
+                    await self._write(sorted(batch.values(), key=lambda record: record.connected_at))
+                    backoff = self._delay
+                except TRANSIENT_ERRORS:
+                    logger.warning("could not write %d proxy records; retrying", len(batch), exc_info=True)
+                    self._keep_for_retry(batch)
+                    backoff = min(max(backoff * 2, 0.5), 10.0)
+
+    async def _end_previous_run(self, started_at: datetime) -> None:
+        """Streams a previous run of this replica id held ended when it
+        stopped (an id given with --replica recurs; a default one does not)."""
+        backoff = self._delay
+        while True:
             try:
-                if not ended_previous_run:
-                    # Streams a previous run of this replica held ended when it stopped.
+                async with self._writing:
                     await self._orm.run(mark_replica_disconnected, self.replica, started_at)
-                    ended_previous_run = True
-                if batch:
-                    pks = await self._orm.run(write, [r.take_changes() for r in batch.values()])
-                    for record in batch.values():
-                        record.pk = pks.get(record.stream, record.pk)
-                    self.batches += 1
-                backoff = self._delay
-            except DatabaseError:
-                logger.warning("could not write %d proxy records; retrying", len(batch), exc_info=True)
-                for record in batch.values():
-                    record.mark_unwritten()
-                self._dirty = {**batch, **self._dirty}
-                self._wake.set()
+                return
+            except TRANSIENT_ERRORS:
+                logger.warning("could not end the streams of this replica's previous run; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
                 backoff = min(max(backoff * 2, 0.5), 10.0)
-            if not self._dirty:
-                self._idle.set()
+            except DatabaseError:  # never to stop the writer: the sweep ends those streams in time anyway
+                logger.warning("could not end the streams of this replica's previous run", exc_info=True)
+                return
+
+    async def _write(self, batch: list[ProxyRecord]) -> None:
+        """Write the batch's changes in one transaction; if the database refuses
+        it, write each half apart, down to the record it refuses, which is
+        dropped. A transient error is raised: nothing of the batch is lost, as
+        the rows written already are written again."""
+        if not batch:
+            return
+        try:
+            pks = await self._orm.run(write, [record.take_changes() for record in batch])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # whatever a record makes the database refuse, it must not hold back the others
+            if len(batch) == 1:
+                self._drop(batch[0], error)
+                return
+            for record in batch:
+                record.mark_unwritten()
+            middle = len(batch) // 2
+            await self._write(batch[:middle])
+            await self._write(batch[middle:])
+            return
+        for record in batch:
+            record.pk = pks.get(record.stream, record.pk)
+        self.batches += 1
+
+    def _keep_for_retry(self, batch: dict[str, ProxyRecord]) -> None:
+        kept = {stream: record for stream, record in batch.items() if not record.dropped}
+        for record in kept.values():
+            record.mark_unwritten()
+        self._dirty = {**kept, **self._dirty}
+        self._wake.set()
+
+    def _drop(self, record: ProxyRecord, error: Exception) -> None:
+        record.dropped = True
+        self._live.pop(record.stream, None)
+        self.dropped += 1
+        left_out = self._drop_log.take()
+        if left_out is not None:
+            logger.warning("dropped the record of proxy %s (stream %s), which the database refused: %s; "
+                           "it is recorded again when it reconnects%s", record.identity.node_id, record.stream,
+                           logged(str(error)), f" ({left_out} more dropped, not logged)" if left_out else "")
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat)
-            streams = list(self._live)
+            async with self._writing:
+                streams = list(self._live)
+                try:
+                    await self._orm.run(touch_streams, streams, timezone.now())
+                except DatabaseError:
+                    logger.warning("could not mark %d proxies as seen", len(streams), exc_info=True)
+
+    async def _sweep_loop(self) -> None:
+        while True:
             try:
-                await self._orm.run(touch_streams, streams, timezone.now())
+                now = timezone.now()
+                await self._orm.run(mark_stale_disconnected, now - self._stale_after)
+                await self._orm.run(forget_disconnected, now - self._retention)
             except DatabaseError:
-                logger.warning("could not mark %d proxies as seen", len(streams), exc_info=True)
+                logger.warning("could not sweep the proxy records; trying again in %.0fs", self._sweep_every,
+                               exc_info=True)
+            await asyncio.sleep(self._sweep_every)
 
 
 def mark_replica_disconnected(replica: str, started_at: datetime) -> None:
@@ -214,10 +324,57 @@ def mark_replica_disconnected(replica: str, started_at: datetime) -> None:
 
 
 def touch_streams(streams: list[str], now: datetime) -> None:
+    """These streams are live: their rows are seen now, and connected even if a
+    sweep took them for a dead replica's while this one could not reach the database."""
     from service.xds.models import Proxy
 
-    if streams:
-        Proxy.objects.filter(stream__in=streams, disconnected_at__isnull=True).update(last_seen_at=now)
+    for start in range(0, len(streams), TOUCH_BATCH):
+        Proxy.objects.filter(stream__in=streams[start:start + TOUCH_BATCH]).update(last_seen_at=now,
+                                                                                   disconnected_at=None)
+
+
+def mark_stale_disconnected(seen_before: datetime) -> int:
+    """Connected rows last seen before ``seen_before``: their replica stopped
+    refreshing them (it died), so they are disconnected as of when last seen.
+    How many were marked (at most SWEEP_BATCHES * SWEEP_BATCH: the next sweep goes on)."""
+    from service.xds.models import Proxy
+
+    stale = Proxy.objects.filter(disconnected_at__isnull=True, last_seen_at__lt=seen_before)
+    marked = 0
+    for _ in range(SWEEP_BATCHES):
+        ids = list(stale.values_list("pk", flat=True)[:SWEEP_BATCH])
+        # Conditional: a row refreshed since it was read is left alone.
+        marked += stale.filter(pk__in=ids).update(disconnected_at=F("last_seen_at"))
+        if len(ids) < SWEEP_BATCH:
+            break
+    return marked
+
+
+def forget_disconnected(disconnected_before: datetime) -> int:
+    """Delete rows (and their statuses) disconnected before ``disconnected_before``;
+    how many (at most SWEEP_BATCHES * SWEEP_BATCH: the next sweep goes on)."""
+    from service.xds.models import Proxy
+
+    forgotten = 0
+    for _ in range(SWEEP_BATCHES):
+        with transaction.atomic():
+            # Locked, so that a proxy reconnecting meanwhile waits and then makes its row anew;
+            # skipping locked rows, so that replicas sweeping at once share the work.
+            ids = list(Proxy.objects.select_for_update(skip_locked=True)
+                       .filter(disconnected_at__lt=disconnected_before).values_list("pk", flat=True)[:SWEEP_BATCH])
+            if ids:
+                Proxy.objects.filter(pk__in=ids).delete()
+        forgotten += len(ids)
+        if len(ids) < SWEEP_BATCH:
+            break
+    return forgotten
+
+
+def connected_proxies(tenant_id: int) -> int:
+    """ORM: how many proxies of the tenant are connected now (to any replica)."""
+    from service.xds.models import Proxy
+
+    return Proxy.objects.filter(tenant_id=tenant_id, disconnected_at__isnull=True).count()
 
 
 PROXY_FIELDS = ["node_id", "kind", "user_agent", "cloud", "region", "zone", "replica", "stream",

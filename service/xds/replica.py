@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from service.xds.orm import OrmPool
 from service.xds.records import Recorder
 from service.xds.server import Callbacks, XdsServer
 from service.xds.sync import PolicySync
+from service.xds.untrusted import REPLICA_LENGTH
 
 logger = logging.getLogger("service.xds")
 
@@ -31,14 +33,21 @@ class ReplicaConfig:
     port: int = 18000
     tls_cert: str = ""
     tls_key: str = ""
-    replica: str = ""  # unique among replicas, stable across restarts; default host:port
+    replica: str = ""  # unique among replicas; default <hostname>:<port>/<unique per run>
     orm_threads: int = 4
     # Where verified credentials are kept for a restart during a database
     # outage (credentials.py); empty: in memory only.
     credentials_file: str = ""
 
     def replica_id(self) -> str:
-        return self.replica or f"{socket.gethostname()}:{self.port}"
+        """The id given, or a new one: two replicas on one host and port (or
+        one restarted) never share an id, so none takes another's proxies for
+        its own previous run's (the proxies of a run that died are marked
+        disconnected by the sweep, records.py)."""
+        if self.replica:
+            return self.replica
+        unique = f":{self.port}/{uuid.uuid4().hex[:12]}"
+        return socket.gethostname()[:REPLICA_LENGTH - len(unique)] + unique
 
     def tls(self) -> tuple[bytes, bytes] | None:
         if not self.tls_cert and not self.tls_key:

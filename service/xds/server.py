@@ -39,6 +39,7 @@ from service.xds.protocol import (
 )
 from service.xds.records import ProxyRecord, Recorder
 from service.xds.streams import HeldStream, OpenStreams
+from service.xds.untrusted import LOG_EXCERPT, PROXY_LOG_INTERVAL, PROXY_LOG_LINES, LogBudget, logged
 
 logger = logging.getLogger("service.xds")
 
@@ -93,6 +94,8 @@ class Callbacks:
 
     def __init__(self):
         self.counts: Counter[str] = Counter()
+        # A proxy NACKs at will, so what NACKs log is bounded per replica.
+        self._nack_log = LogBudget(PROXY_LOG_LINES, PROXY_LOG_INTERVAL)
 
     def stream_opened(self, identity: NodeIdentity, protocol: str) -> None:
         self.counts[f"streams_opened:{protocol}"] += 1
@@ -104,7 +107,7 @@ class Callbacks:
 
     def refused(self, service: str, error: AuthError) -> None:
         self.counts[f"refused:{error.code.name}"] += 1
-        logger.info("%s stream refused (%s): %s", service, error.code.name, error.message)
+        logger.info("%s stream refused (%s): %s", service, error.code.name, logged(error.message, 4 * LOG_EXCERPT))
 
     def revoked(self, held: HeldStream) -> None:
         self.counts["streams_revoked"] += 1
@@ -117,13 +120,16 @@ class Callbacks:
 
     def sent(self, identity: NodeIdentity, out: Outgoing) -> None:
         self.counts["responses"] += 1
-        logger.debug("sent %s %s (nonce %s) to %s", out.type_url, out.version, out.nonce, identity.node_id)
+        logger.debug("sent %s %s (nonce %s) to %s", logged(out.type_url), out.version, out.nonce, identity.node_id)
 
     def answered(self, identity: NodeIdentity, outcome: Ack | Nack) -> None:
         if isinstance(outcome, Nack):
             self.counts["nacks"] += 1
-            logger.warning("%s NACKed %s (nonce %s): %s", identity.node_id, outcome.type_url, outcome.nonce,
-                           outcome.message)
+            left_out = self._nack_log.take()
+            if left_out is not None:
+                logger.warning("%s NACKed %s (nonce %s): %s%s", identity.node_id, logged(outcome.type_url),
+                               logged(outcome.nonce), logged(outcome.message),
+                               f" ({left_out} NACKs before this one not logged)" if left_out else "")
         else:
             self.counts["acks"] += 1
 

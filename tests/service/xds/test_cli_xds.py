@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -16,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from service.xds.models import Proxy
-from service.xds.snapshot import CLUSTER
+from service.xds.snapshot import CLUSTER, LISTENER
 from tests.service.test_cli import free_port, interlock_script
 from tests.service.xds.conftest import Stream, eventually, node
 
@@ -168,3 +169,40 @@ def test_interlock_dev_on_a_taken_xds_port_exits_2(tmp_path):
     assert error["code"] == "address_unavailable"
     assert error["field"] == "xds_port"
     assert f"127.0.0.1:{xds_port}" in error["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_writes_the_records_it_can_and_exits_promptly_though_one_is_refused(api, other_api, settings):
+    """The mesh of a connected proxy is deleted, so the database refuses its record;
+    SIGTERM still writes the disconnect of another tenant's proxy, and exits."""
+    tokens = {}
+    for client in (api, other_api):
+        assert client.post("/api/v1/meshes", {"name": "m1"}, format="json").status_code == 201
+        tokens[client.tenant.name] = client.post("/api/v1/node-tokens", {"name": "t", "mesh": "m1"},
+                                                 format="json").json()["token"]
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(settings), "NOTICE_CHANNEL": settings.NOTICE_CHANNEL}
+    server = subprocess.Popen([interlock_script(), "xds", "--port", str(port), "--replica", "cli-2"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            orphan = open_stream(channel, tokens["acme"], name="orphan")
+            eventually(lambda: Proxy.objects.filter(name="orphan").exists())
+            assert api.delete("/api/v1/node-tokens/t").status_code == 204
+            deleted = api.delete("/api/v1/meshes/m1")
+            assert deleted.status_code == 204, deleted.json()
+            orphan.send(discovery_pb2.DiscoveryRequest(type_url=LISTENER))
+            control = open_stream(channel, tokens["globex"], name="ctl", tenant="globex")
+            eventually(lambda: Proxy.objects.filter(name="ctl", disconnected_at__isnull=True).exists())
+            started = time.monotonic()
+            assert stop(server) == 0
+            stopped_in = time.monotonic() - started
+            orphan.close()
+            control.close()
+    finally:
+        if server.poll() is None:
+            stop(server)
+    assert Proxy.objects.get(name="ctl").disconnected_at is not None  # written before it exited
+    assert not Proxy.objects.filter(name="orphan").exists()
+    assert stopped_in < 8, stopped_in
