@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "service.tenants",
     "service.mesh",
     "service.xds",
+    "service.health",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +120,23 @@ XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC = float(os.environ.get("XDS_VERIFIED_CREDENT
 # Seconds a disconnected proxy stays on the proxies API before the xDS
 # replicas' sweep forgets it (service/xds/records.py); default a day.
 PROXY_RETENTION = int(os.environ.get("PROXY_RETENTION", str(24 * 3600)))
+
+# Health workers (workers/, docs/health-checks.md). The Celery broker: Redis
+# by default, RabbitMQ (amqp://...) by changing only this URL; `interlock dev`
+# runs its worker in-process on the in-memory broker.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+# The source regions that run workers: a health check without source_regions
+# is probed from each of these, a queue `health.<region>` each.
+HEALTH_REGIONS = [region for region in os.environ.get("HEALTH_REGIONS", "default").split(",") if region]
+# Networks no probe (nor webhook) may reach, after name resolution: link-local
+# (cloud metadata services live there) and the metadata addresses by default,
+# plus the operator's own (comma-separated CIDRs). Loopback is refused unless
+# PROBE_ALLOW_LOOPBACK is set (interlock dev and tests).
+PROBE_DENY_NETWORKS = [
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
+    *[cidr.strip() for cidr in os.environ.get("PROBE_DENY_NETWORKS", "").split(",") if cidr.strip()],
+]
+PROBE_ALLOW_LOOPBACK = os.environ.get("PROBE_ALLOW_LOOPBACK", "").lower() in ("1", "true", "yes")
 
 USE_TZ = True
 TIME_ZONE = "UTC"
