@@ -6,8 +6,17 @@ from service.mesh.models import HealthCheck
 from service.mesh.models.health_checks import PROTOCOL_BLOCKS
 
 
+def probed_port():
+    """The port probed: this one on every endpoint, or, left out, each
+    endpoint's own serving port (GCP's USE_SERVING_PORT)."""
+    return serializers.IntegerField(
+        required=False, validators=[validation.port],
+        help_text="The port probed on every endpoint; left out, each endpoint's own port.",
+    )
+
+
 class HttpHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     request_path = serializers.CharField(default="/", validators=[validation.full_path])
     host = serializers.CharField(required=False, validators=[validation.route_hostname])
     # A substring the response body must contain to count as healthy.
@@ -15,13 +24,13 @@ class HttpHealthCheck(Block):
 
 
 class TcpHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     request = serializers.CharField(required=False, max_length=1024)
     response = serializers.CharField(required=False, max_length=1024)
 
 
 class GrpcHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     grpc_service_name = serializers.CharField(required=False, allow_blank=True, max_length=1024)
 
 
@@ -53,7 +62,7 @@ class HealthCheckSerializer(PolicySerializer):
         )
 
     def validate(self, attrs):
-        present = [name for name in PROTOCOL_BLOCKS if attrs.get(name)]
+        present = [name for name in PROTOCOL_BLOCKS if attrs.get(name) is not None]  # {} is a block: all defaults
         if len(present) != 1:
             raise serializers.ValidationError(
                 f"Set exactly one of {', '.join(PROTOCOL_BLOCKS)}; this sets {len(present)}.", code="protocol_block"
