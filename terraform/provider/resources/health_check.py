@@ -33,7 +33,11 @@ class HealthCheck(ApiResource):
                                     "aggregates them. Empty: the deployment's default probing regions.",
                   default=[]),
         s.single("http_health_check", "Probe with an HTTP/1.1 GET; 2xx is healthy.", http_probe("HTTP")),
-        s.single("https_health_check", "Probe with an HTTPS GET; 2xx is healthy.", http_probe("HTTPS")),
+        s.single("https_health_check", "Probe with an HTTPS GET; 2xx is healthy.", (
+            *http_probe("HTTPS"),
+            s.boolean("verify_tls", "Verify the endpoint's TLS certificate; left out or false, any certificate is "
+                                    "accepted, as Envoy's and GCP's health checks do."),
+        )),
         s.single("http2_health_check", "Probe with an HTTP/2 GET; 2xx is healthy.", http_probe("HTTP/2")),
         s.single("tcp_health_check", "Probe by opening a TCP connection, optionally exchanging bytes.", (
             s.number("port", PORT),

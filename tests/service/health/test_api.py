@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck, Mesh
+from service.tenants import key_cache
 
 AT = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -154,6 +155,9 @@ def test_the_health_endpoint_is_read_only(api):
 
 
 def queries_for(client, url) -> int:
+    # Read now, the keys revoked lately are not read again by the request
+    # (at most one read per DROPPED_CHECK_SEC per process, key_cache.py).
+    key_cache.dropped.read()
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     return len(queries)
@@ -262,3 +266,13 @@ def test_a_health_check_without_a_port_probes_each_endpoints_serving_port(api, b
     assert "port" not in response.json()[block]
     refused = api.post("/api/v1/health-checks", {"name": "bad", block: {"port": 0}}, format="json")
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == f"{block}.port"
+
+
+def test_an_https_check_verifies_the_certificate_only_when_it_asks(api):
+    lax = created(api, "health-checks", {"name": "lax", "https_health_check": {"port": 8443}})
+    assert "verify_tls" not in lax["https_health_check"]  # left out: any certificate is accepted
+    strict = created(api, "health-checks", {"name": "strict", "https_health_check": {"verify_tls": True}})
+    assert strict["https_health_check"] == {"request_path": "/", "verify_tls": True}
+    refused = api.post("/api/v1/health-checks", {"name": "bad", "https_health_check": {"verify_tls": "maybe"}},
+                       format="json")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "https_health_check.verify_tls"

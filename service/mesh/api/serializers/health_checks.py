@@ -23,6 +23,15 @@ class HttpHealthCheck(Block):
     response = serializers.CharField(required=False, max_length=1024)
 
 
+class HttpsHealthCheck(HttpHealthCheck):
+    # Left out: the endpoint's certificate is not checked (as Envoy's and
+    # GCP's health checks do not): endpoints often serve self-signed ones.
+    verify_tls = serializers.BooleanField(
+        required=False, help_text="Verify the endpoint's TLS certificate; left out or false, any certificate "
+                                  "is accepted.",
+    )
+
+
 class TcpHealthCheck(Block):
     port = probed_port()
     request = serializers.CharField(required=False, max_length=1024)
@@ -47,7 +56,7 @@ class HealthCheckSerializer(PolicySerializer):
         validators=[lambda items: validation.unique(items, str, "region")],
     )
     http_health_check = HttpHealthCheck(required=False, allow_null=True)
-    https_health_check = HttpHealthCheck(required=False, allow_null=True)
+    https_health_check = HttpsHealthCheck(required=False, allow_null=True)
     http2_health_check = HttpHealthCheck(required=False, allow_null=True)
     tcp_health_check = TcpHealthCheck(required=False, allow_null=True)
     grpc_health_check = GrpcHealthCheck(required=False, allow_null=True)
