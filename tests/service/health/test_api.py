@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck, Mesh
 from service.tenants import key_cache
+from service.tenants.models import Role, Scope
 
 AT = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -147,8 +148,10 @@ def test_another_tenants_service_is_a_404_and_never_shows_its_rows(api, other_ap
     assert health_of(other_api)["failing_open"] is True
 
 
-def test_the_health_endpoint_is_read_only(api):
+def test_the_health_endpoint_is_read_only(api, tenant, client_for):
     shop(api)
+    viewer = client_for(tenant, role=Role.VIEWER, scope=Scope.READ, name="viewer")
+    assert viewer.get("/api/v1/backend-services/shop/health").json() == health_of(api)
     for method in ("post", "put", "patch", "delete"):
         response = getattr(api, method)("/api/v1/backend-services/shop/health", {}, format="json")
         assert response.status_code == 405, (method, response.status_code)
