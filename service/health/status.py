@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db.models import prefetch_related_objects
 
 from service.health.models import Health, RegionProbe, Verdict
-from service.mesh.models.backend_services import BackendServiceHealthCheck
+from service.mesh.models import BackendServiceHealthCheck
 
 
 @dataclass(frozen=True)
