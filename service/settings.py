@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the health states (a verdict's `health`, a region's `state`).
+    "ENUM_NAME_OVERRIDES": {"HealthEnum": "service.health.models.Health"},
 }
 
 LOGGING = {
