@@ -13,14 +13,21 @@ comparing a service or route with the one of the previous policy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
-# What an endpoint's health is until workers record verdicts (Envoy's
-# core.v3.HealthStatus names; UNKNOWN endpoints receive traffic).
+from service.health.failopen import fails_open
+
+# An endpoint's health as EDS carries it (Envoy's core.v3.HealthStatus
+# names): the verdict of its service's health check on it, UNKNOWN until
+# there is one (UNKNOWN endpoints receive traffic).
 UNKNOWN = "UNKNOWN"
+HEALTHY = "HEALTHY"
+UNHEALTHY = "UNHEALTHY"
 
 
 class FrozenDict(dict):
@@ -107,6 +114,21 @@ class ServicePolicy(NamedTuple):
     failover: FrozenDict | None = None
     backends: tuple[BackendPolicy, ...] = ()
 
+    @property
+    def fails_open(self) -> bool:
+        """Every endpoint it serves from is UNHEALTHY: proxies get them as
+        UNKNOWN (``service/health/failopen.py``)."""
+        return fails_open((e.health for b in self.backends if b.capacity > 0 for e in b.endpoints),
+                          drop_traffic_if_unhealthy=bool((self.failover or EMPTY).get("drop_traffic_if_unhealthy")))
+
+    def with_endpoint_health(self, changes: dict[tuple[str, str, int], str]) -> ServicePolicy:
+        """This service with the endpoints ``(group, address, port)`` of
+        ``changes`` given their new health; the others are the same objects."""
+        backends = tuple(_backend_with_health(backend, changes) for backend in self.backends)
+        if all(map(operator.is_, backends, self.backends)):
+            return self
+        return self._replace(backends=backends)
+
 
 class RoutePolicy(NamedTuple):
     type: str  # http, grpc, tcp
@@ -130,6 +152,32 @@ class MeshPolicy:
     interception_port: int = 15001
     services: tuple[ServicePolicy, ...] = ()
     routes: tuple[RoutePolicy, ...] = ()
+
+    def with_endpoint_health(self, changes: Iterable[tuple[str, str, str, int, str]]) -> MeshPolicy:
+        """This policy with endpoint health changed, as an "endpoint-health"
+        change notice carries it: ``(service, group, address, port, health)``.
+        Only the named services are new values (so translation rebuilds only
+        their ClusterLoadAssignments); an endpoint or service the policy does
+        not have is left alone (it went, and the next load will not have it)."""
+        by_service: dict[str, dict[tuple[str, str, int], str]] = {}
+        for service, group, address, port, health in changes:
+            by_service.setdefault(service, {})[(group, address, port)] = health
+        services = tuple(s.with_endpoint_health(by_service[s.name]) if s.name in by_service else s
+                         for s in self.services)
+        if all(map(operator.is_, services, self.services)):
+            return self
+        return replace(self, services=services)
+
+
+def _backend_with_health(backend: BackendPolicy, changes: dict[tuple[str, str, int], str]) -> BackendPolicy:
+    endpoints = tuple(
+        endpoint._replace(health=health)
+        if (health := changes.get((backend.group, endpoint.address, endpoint.port), endpoint.health)) != endpoint.health
+        else endpoint
+        for endpoint in backend.endpoints)
+    if all(map(operator.is_, endpoints, backend.endpoints)):
+        return backend
+    return backend._replace(endpoints=endpoints)
 
 
 def load_policy(tenant: str, mesh: str) -> MeshPolicy | None:
@@ -181,34 +229,55 @@ def _services(mesh) -> tuple[ServicePolicy, ...]:
             "preference"):
         backends.setdefault(service_id, []).append(backend)
     endpoints = _endpoints_by_group({backend[0] for group in backends.values() for backend in group})
+    verdicts = _verdicts(mesh)
     services = BackendService.objects.filter(mesh=mesh).order_by("name").values_list(
         "pk", "name", "protocol", "locality_lb_policy", "timeout_sec", "session_affinity", "circuit_breakers",
         "outlier_detection", "consistent_hash", "failover")
     return tuple(
         ServicePolicy(name, protocol, lb_policy, timeout_sec, affinity, freeze(breakers), freeze(outliers),
                       freeze(hashing), freeze(failover),
-                      backends=tuple(_backend(row, endpoints) for row in backends.get(pk, ())))
+                      backends=tuple(_backend(row, endpoints, verdicts.get(pk, {})) for row in backends.get(pk, ())))
         for pk, name, protocol, lb_policy, timeout_sec, affinity, breakers, outliers, hashing, failover in services
     )
 
 
-def _backend(row: tuple, endpoints: dict[int, tuple[EndpointPolicy, ...]]) -> BackendPolicy:
+def _backend(row: tuple, endpoints: dict[int, tuple[tuple[int, EndpointPolicy], ...]],
+             verdicts: dict[int, str]) -> BackendPolicy:
     group_id, group, cloud, region, zone, backend_scaler, group_scaler, preference = row
-    return BackendPolicy(group, Locality(cloud, region, zone), endpoints.get(group_id, ()),
+    # The group's endpoints are shared by the services that use it; each
+    # service sees them with its own health check's verdicts.
+    in_service = tuple(endpoint if pk not in verdicts else endpoint._replace(health=verdicts[pk])
+                       for pk, endpoint in endpoints.get(group_id, ()))
+    return BackendPolicy(group, Locality(cloud, region, zone), in_service,
                          capacity=backend_scaler * group_scaler, preference=preference)
 
 
-def _endpoints_by_group(group_ids: set[int]) -> dict[int, tuple[EndpointPolicy, ...]]:
+def _endpoints_by_group(group_ids: set[int]) -> dict[int, tuple[tuple[int, EndpointPolicy], ...]]:
     from service.mesh.models import Endpoint
 
     in_groups = Endpoint.objects.filter(group_id__in=group_ids)
     metadata = dict(in_groups.exclude(metadata={}).values_list("pk", "metadata"))
-    found: dict[int, list[EndpointPolicy]] = {}
+    found: dict[int, list[tuple[int, EndpointPolicy]]] = {}
     rows = in_groups.order_by("group_id", "address", "port").values_list("pk", "group_id", "address", "port", "weight")
     for pk, group_id, address, port, weight in rows:
         found.setdefault(group_id, []).append(
-            EndpointPolicy(address, port, weight, freeze(metadata[pk]) if pk in metadata else EMPTY))
+            (pk, EndpointPolicy(address, port, weight, freeze(metadata[pk]) if pk in metadata else EMPTY)))
     return {group_id: tuple(items) for group_id, items in found.items()}
+
+
+def _verdicts(mesh) -> dict[int, dict[int, str]]:
+    """Service id -> endpoint id -> health, for the verdicts other than
+    UNKNOWN of the mesh's services' health checks, in one query. A verdict
+    of an endpoint the service does not use (its check is shared) is read
+    and never looked up."""
+    from service.health.models import Verdict
+
+    found: dict[int, dict[int, str]] = {}
+    rows = Verdict.objects.filter(health_check__backend_services__mesh=mesh).exclude(health=UNKNOWN).values_list(
+        "health_check__backend_services", "endpoint_id", "health")
+    for service_id, endpoint_id, health in rows:
+        found.setdefault(service_id, {})[endpoint_id] = health
+    return found
 
 
 def _routes(mesh) -> tuple[RoutePolicy, ...]:

@@ -20,6 +20,12 @@ endpoints' weights times the backend's and the group's capacity scalers,
 scaled so the largest is 10,000. A backend with capacity 0 is drained (left
 out). ``failover_ratio`` (the share of healthy endpoints below which a
 priority spills into the next) sets Envoy's overprovisioning factor.
+
+Each endpoint carries its health (``health_status``): the verdict of the
+service's health check, UNKNOWN where there is none. When every endpoint the
+service serves from is UNHEALTHY it fails open (``service/health/failopen.py``):
+all are sent as UNKNOWN, as without a health check, so Envoy and proxyless
+gRPC (which has no panic mode) still route to them.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf import struct_pb2
 
 from service.xds.build.common import cluster_name, uint32
-from service.xds.policy import BackendPolicy, ServicePolicy, thaw
+from service.xds.policy import UNKNOWN, BackendPolicy, ServicePolicy, thaw
 
 MAX_LOCALITY_WEIGHT = 10_000
 # Envoy's factor is a percentage: spill starts when healthy share x factor
@@ -57,9 +63,10 @@ def load_assignment(service: ServicePolicy, cloud: str | None, region: str | Non
     localities = sorted(
         (priority_of[tiers[id(b)]], position, b) for position, b in enumerate(serving)
     )
+    open_ = service.fails_open
     message = endpoint_pb2.ClusterLoadAssignment(
         cluster_name=cluster_name(service.name),
-        endpoints=[_locality(b, priority, weights[id(b)]) for priority, _, b in localities],
+        endpoints=[_locality(b, priority, weights[id(b)], open_) for priority, _, b in localities],
     )
     if "failover_ratio" in failover:
         ratio = failover["failover_ratio"]
@@ -74,20 +81,21 @@ def _locality_weights(backends: list[BackendPolicy]) -> dict[int, int]:
     return {key: max(1, round(value / top * MAX_LOCALITY_WEIGHT)) for key, value in raw.items()}
 
 
-def _locality(backend: BackendPolicy, priority: int, weight: int) -> endpoint_components_pb2.LocalityLbEndpoints:
+def _locality(backend: BackendPolicy, priority: int, weight: int,
+              fails_open: bool) -> endpoint_components_pb2.LocalityLbEndpoints:
     return endpoint_components_pb2.LocalityLbEndpoints(
         locality=base_pb2.Locality(region=backend.locality.region, zone=backend.locality.zone, sub_zone=backend.group),
-        lb_endpoints=[_endpoint(e) for e in backend.endpoints],
+        lb_endpoints=[_endpoint(e, UNKNOWN if fails_open else e.health) for e in backend.endpoints],
         load_balancing_weight=uint32(weight),
         priority=priority,
     )
 
 
-def _endpoint(endpoint) -> endpoint_components_pb2.LbEndpoint:
+def _endpoint(endpoint, health: str) -> endpoint_components_pb2.LbEndpoint:
     message = endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(address=endpoint.address, port_value=endpoint.port))),
-        health_status=health_check_pb2.HealthStatus.Value(endpoint.health),
+        health_status=health_check_pb2.HealthStatus.Value(health),
         load_balancing_weight=uint32(endpoint.weight),
     )
     if endpoint.metadata:
