@@ -14,13 +14,14 @@ comparing a service or route with the one of the previous policy.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
 from service.health.failopen import fails_open
+from service.xds.resolve import is_ip
 
 # An endpoint's health as EDS carries it (Envoy's core.v3.HealthStatus
 # names): the verdict of its service's health check on it, UNKNOWN until
@@ -89,6 +90,13 @@ class EndpointPolicy(NamedTuple):
     weight: int = 1
     metadata: FrozenDict = EMPTY
     health: str = UNKNOWN
+    # What a DNS name resolves to (resolve.py): the addresses EDS sends for it.
+    resolved: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses proxies get for this endpoint: its own, or what its name resolved to."""
+        return (self.address,) if is_ip(self.address) else self.resolved
 
 
 class BackendPolicy(NamedTuple):
@@ -121,13 +129,21 @@ class ServicePolicy(NamedTuple):
         return fails_open((e.health for b in self.backends if b.capacity > 0 for e in b.endpoints),
                           drop_traffic_if_unhealthy=bool((self.failover or EMPTY).get("drop_traffic_if_unhealthy")))
 
-    def with_endpoint_health(self, changes: dict[tuple[str, str, int], str]) -> ServicePolicy:
-        """This service with the endpoints ``(group, address, port)`` of
-        ``changes`` given their new health; the others are the same objects."""
-        backends = tuple(_backend_with_health(backend, changes) for backend in self.backends)
+    def with_endpoints(self, change: Callable[[str, EndpointPolicy], EndpointPolicy]) -> ServicePolicy:
+        """This service with ``change(group, endpoint)`` for each endpoint;
+        what it returns unchanged (the same object) stays the same object,
+        up to the service itself."""
+        backends = tuple(_backend_with(backend, change) for backend in self.backends)
         if all(map(operator.is_, backends, self.backends)):
             return self
         return self._replace(backends=backends)
+
+
+def _backend_with(backend: BackendPolicy, change: Callable[[str, EndpointPolicy], EndpointPolicy]) -> BackendPolicy:
+    endpoints = tuple(change(backend.group, endpoint) for endpoint in backend.endpoints)
+    if all(map(operator.is_, endpoints, backend.endpoints)):
+        return backend
+    return backend._replace(endpoints=endpoints)
 
 
 class RoutePolicy(NamedTuple):
@@ -162,22 +178,36 @@ class MeshPolicy:
         by_service: dict[str, dict[tuple[str, str, int], str]] = {}
         for service, group, address, port, health in changes:
             by_service.setdefault(service, {})[(group, address, port)] = health
-        services = tuple(s.with_endpoint_health(by_service[s.name]) if s.name in by_service else s
-                         for s in self.services)
+
+        def health_of(changes):
+            def change(group, endpoint):
+                health = changes.get((group, endpoint.address, endpoint.port), endpoint.health)
+                return endpoint if health == endpoint.health else endpoint._replace(health=health)
+            return change
+
+        return self._with_services(lambda s: s.with_endpoints(health_of(by_service[s.name]))
+                                   if s.name in by_service else s)
+
+    def hostnames(self) -> set[str]:
+        """The endpoints' addresses that are host names, not IP addresses."""
+        return {e.address for s in self.services for b in s.backends for e in b.endpoints if not is_ip(e.address)}
+
+    def with_addresses(self, resolved: Mapping[str, tuple[str, ...]]) -> MeshPolicy:
+        """This policy with each host-name endpoint's ``resolved`` addresses
+        from ``resolved`` (name -> addresses; a name it lacks keeps its own)."""
+        def change(group, endpoint):
+            addresses = resolved.get(endpoint.address, endpoint.resolved)
+            return endpoint if addresses == endpoint.resolved else endpoint._replace(resolved=addresses)
+
+        if not resolved:
+            return self
+        return self._with_services(lambda s: s.with_endpoints(change))
+
+    def _with_services(self, change: Callable[[ServicePolicy], ServicePolicy]) -> MeshPolicy:
+        services = tuple(change(s) for s in self.services)
         if all(map(operator.is_, services, self.services)):
             return self
         return replace(self, services=services)
-
-
-def _backend_with_health(backend: BackendPolicy, changes: dict[tuple[str, str, int], str]) -> BackendPolicy:
-    endpoints = tuple(
-        endpoint._replace(health=health)
-        if (health := changes.get((backend.group, endpoint.address, endpoint.port), endpoint.health)) != endpoint.health
-        else endpoint
-        for endpoint in backend.endpoints)
-    if all(map(operator.is_, endpoints, backend.endpoints)):
-        return backend
-    return backend._replace(endpoints=endpoints)
 
 
 def load_policy(tenant: str, mesh: str) -> MeshPolicy | None:

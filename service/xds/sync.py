@@ -32,8 +32,16 @@ have read the verdicts before they changed); health that arrived before a
 refresh starts is dropped, as the refresh reads it or something newer from
 the database (a notice is published after its verdict commits).
 
-Policy loads and translations run in the ORM pool, off the event loop; cache
-updates happen on the loop.
+Endpoints given by host name are sent as the addresses the replica resolves
+them to (``resolve.py``): a load resolves the mesh's names (from the
+resolver's cache while fresh), and every `readdress_every` seconds
+(settings.XDS_DNS_REFRESH_SEC) each held mesh's names are looked up again, a
+mesh whose names now resolve differently being translated from its held
+Translation (only the ClusterLoadAssignments concerned change), as a job of
+its own in the same queue.
+
+Policy loads, lookups and translations run in the ORM pool, off the event
+loop; cache updates happen on the loop.
 """
 from __future__ import annotations
 
@@ -61,7 +69,24 @@ def load_and_translate(tenant: str, mesh: str, previous):
     from service.xds.translate import translate
 
     policy = load_policy(tenant, mesh)
-    return None if policy is None else translate(policy, previous)
+    return None if policy is None else translate(with_resolved_hostnames(policy), previous)
+
+
+def with_resolved_hostnames(policy):
+    """The policy with its host-name endpoints' addresses (resolve.py)."""
+    from service.xds.resolve import get_resolver
+
+    names = policy.hostnames()
+    return policy.with_addresses(get_resolver().resolve(names)) if names else policy
+
+
+def readdress(translation):
+    """DNS work of a periodic look (in a pool thread): the held Translation
+    with its host names resolved again, or None when they resolve as before."""
+    from service.xds.translate import translate
+
+    policy = with_resolved_hostnames(translation.policy)
+    return None if policy is translation.policy else translate(policy, translation)
 
 
 def with_endpoint_health(translation, changes):
@@ -96,8 +121,8 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 
 class PolicySync:
     def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
-                 refresh=load_and_translate, snapshot=snapshot_for, revisions=current_revisions,
-                 health=with_endpoint_health):
+                 readdress_every: float = 30.0, refresh=load_and_translate, snapshot=snapshot_for,
+                 revisions=current_revisions, health=with_endpoint_health, readdress=readdress):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
@@ -106,6 +131,9 @@ class PolicySync:
         self._snapshot_fn = snapshot
         self._revisions_fn = revisions
         self._health_fn = health
+        self._readdress_fn = readdress
+        self.readdress_every = readdress_every
+        self._readdressing: asyncio.Task | None = None
         self._revisions_seen: dict[MeshKey, int | None] = {}
         self._catching_up: asyncio.Task | None = None
         self._translations: dict[MeshKey, object] = {}
@@ -113,6 +141,7 @@ class PolicySync:
         self._running: dict[MeshKey, asyncio.Task] = {}
         self._stale: set[MeshKey] = set()
         self._health: dict[MeshKey, list[tuple]] = {}
+        self._resolve: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
         self._subscribing: asyncio.Task | None = None
@@ -130,6 +159,7 @@ class PolicySync:
                            error, self.retry_after)
             self._subscribing = self._loop.create_task(self._subscribe_when_back(bus))
         self._catching_up = self._loop.create_task(self._catch_up_periodically())
+        self._readdressing = self._loop.create_task(self._readdress_periodically())
         self.resync()
 
     async def _subscribe(self, bus) -> None:
@@ -173,9 +203,18 @@ class PolicySync:
             if mesh_key not in seen or seen[mesh_key] != self._revisions_seen[mesh_key]:
                 self.refresh(mesh_key)
 
+    async def _readdress_periodically(self) -> None:
+        """Host names are looked up again every readdress_every seconds (the
+        resolver's cache keeps answers that long): a held mesh whose names now
+        resolve differently re-sends the ClusterLoadAssignments concerned."""
+        while not await self._stopped_within(self.readdress_every):
+            for mesh_key in list(self._translations):
+                self._resolve.add(mesh_key)
+                self._start(mesh_key)
+
     async def stop(self) -> None:
         self._stopping.set()
-        for task in (self._subscribing, self._catching_up):
+        for task in (self._subscribing, self._catching_up, self._readdressing):
             if task is not None:
                 await task  # ends within the bus's subscribe timeout, or the database's deadlines
         if self._subscription is not None:
@@ -234,7 +273,8 @@ class PolicySync:
 
     async def _work(self, mesh_key: MeshKey) -> None:
         """The mesh's jobs, one at a time, until none is left: refreshes
-        first, then the health that arrived during them."""
+        first, then the health that arrived during them, then host names
+        looked up again."""
         try:
             while True:
                 if mesh_key in self._stale:
@@ -246,6 +286,9 @@ class PolicySync:
                         self._retry_later(mesh_key)
                 elif mesh_key in self._health:
                     await self._apply_health(mesh_key, self._health.pop(mesh_key))
+                elif mesh_key in self._resolve:
+                    self._resolve.discard(mesh_key)
+                    await self._apply(mesh_key, self._readdress_fn, "resolve the host names of")
                 else:
                     return
         finally:
@@ -264,18 +307,26 @@ class PolicySync:
         return True
 
     async def _apply_health(self, mesh_key: MeshKey, changes: list[tuple]) -> None:
+        if await self._apply(mesh_key, self._health_fn, "apply endpoint health to", changes):
+            self.health_updates += 1
+
+    async def _apply(self, mesh_key: MeshKey, change, what: str, *args) -> bool:
+        """Install ``change(held translation, *args)`` (in the pool) unless it is
+        None; False when there was nothing to change."""
         previous = self._translations.get(mesh_key)
         if previous is None:
-            return  # the mesh went, or its load failed: the next load reads the verdicts
+            return False  # the mesh went, or its load failed: the next load reads what changed
         try:
-            translation = await self.orm.run(self._health_fn, previous, changes)
+            translation = await self.orm.run(change, previous, *args)
         except Exception:
-            # A bug, not an outage (no I/O): refresh from the database instead.
-            logger.exception("could not apply endpoint health to mesh %s/%s; refreshing it", *mesh_key)
+            # A bug, not an outage (no database): refresh from the database instead.
+            logger.exception("could not %s mesh %s/%s; refreshing it", what, *mesh_key)
             self.refresh(mesh_key)
-            return
-        self.health_updates += 1
+            return False
+        if translation is None:
+            return False
         self._install(mesh_key, translation)
+        return True
 
     def _install(self, mesh_key: MeshKey, translation) -> None:
         """Hold the mesh's new Translation and set the snapshot of each of its keys."""

@@ -26,6 +26,12 @@ service's health check, UNKNOWN where there is none. When every endpoint the
 service serves from is UNHEALTHY it fails open (``service/health/failopen.py``):
 all are sent as UNKNOWN, as without a health check, so Envoy and proxyless
 gRPC (which has no panic mode) still route to them.
+
+An endpoint given by host name is sent as the addresses the replica resolved
+it to (``service/xds/resolve.py``), one LbEndpoint each with the endpoint's
+weight, health and metadata and the name in ``Endpoint.hostname``; a name not
+resolved (yet) is left out. EDS carries IP addresses only, for Envoy and
+proxyless gRPC alike.
 """
 from __future__ import annotations
 
@@ -56,7 +62,7 @@ def tier(backend: BackendPolicy, cloud: str | None, region: str | None, waterfal
 def load_assignment(service: ServicePolicy, cloud: str | None, region: str | None) -> endpoint_pb2.ClusterLoadAssignment:
     failover = service.failover or {}
     waterfall = failover.get("mode", "REGION_THEN_CLOUD") != "DISABLED"
-    serving = [b for b in service.backends if b.capacity > 0 and b.endpoints]
+    serving = [b for b in service.backends if b.capacity > 0 and any(e.addresses for e in b.endpoints)]
     tiers = {id(b): tier(b, cloud, region, waterfall) for b in serving}
     priority_of = {t: p for p, t in enumerate(sorted(set(tiers.values())))}
     weights = _locality_weights(serving)
@@ -76,7 +82,7 @@ def load_assignment(service: ServicePolicy, cloud: str | None, region: str | Non
 
 
 def _locality_weights(backends: list[BackendPolicy]) -> dict[int, int]:
-    raw = {id(b): sum(e.weight for e in b.endpoints) * b.capacity for b in backends}
+    raw = {id(b): sum(e.weight * len(e.addresses) for e in b.endpoints) * b.capacity for b in backends}
     top = max(raw.values(), default=1)
     return {key: max(1, round(value / top * MAX_LOCALITY_WEIGHT)) for key, value in raw.items()}
 
@@ -85,19 +91,22 @@ def _locality(backend: BackendPolicy, priority: int, weight: int,
               fails_open: bool) -> endpoint_components_pb2.LocalityLbEndpoints:
     return endpoint_components_pb2.LocalityLbEndpoints(
         locality=base_pb2.Locality(region=backend.locality.region, zone=backend.locality.zone, sub_zone=backend.group),
-        lb_endpoints=[_endpoint(e, UNKNOWN if fails_open else e.health) for e in backend.endpoints],
+        lb_endpoints=[_endpoint(e, address, UNKNOWN if fails_open else e.health)
+                      for e in backend.endpoints for address in e.addresses],
         load_balancing_weight=uint32(weight),
         priority=priority,
     )
 
 
-def _endpoint(endpoint, health: str) -> endpoint_components_pb2.LbEndpoint:
+def _endpoint(endpoint, address: str, health: str) -> endpoint_components_pb2.LbEndpoint:
     message = endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=address_pb2.Address(
-            socket_address=address_pb2.SocketAddress(address=endpoint.address, port_value=endpoint.port))),
+            socket_address=address_pb2.SocketAddress(address=address, port_value=endpoint.port))),
         health_status=health_check_pb2.HealthStatus.Value(health),
         load_balancing_weight=uint32(endpoint.weight),
     )
+    if address != endpoint.address:
+        message.endpoint.hostname = endpoint.address  # the name it was resolved from
     if endpoint.metadata:
         metadata = struct_pb2.Struct()
         metadata.update(thaw(endpoint.metadata))
