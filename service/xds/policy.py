@@ -2,14 +2,19 @@
 side that reads the ORM.
 
 :func:`load_policy` reads everything the proxies of one mesh depend on in one
-consistent read and returns a :class:`MeshPolicy`; translation
+consistent read, the health verdicts of its endpoints included, and returns a
+:class:`MeshPolicy`; translation
 (``translate.py``) is a pure function of that value. The shapes follow the
 API's (``docs/api.md``): nested blocks the API stores as JSON (route rules,
 circuit breakers, ...) stay JSON, frozen (:func:`freeze`), so translation reads
 them with the same keys the API documents.
 
 Values compare by content, and cheaply: translation decides what to rebuild by
-comparing a service or route with the one of the previous policy.
+comparing a service or route with the one of the previous policy. What
+changes without a policy change is applied to a held policy by pure methods
+that keep every untouched part the same object: a verdict
+(:meth:`MeshPolicy.with_endpoint_health`) and what host names resolve to
+(:meth:`MeshPolicy.with_addresses`).
 """
 from __future__ import annotations
 
@@ -179,13 +184,7 @@ class MeshPolicy:
         for service, group, address, port, health in changes:
             by_service.setdefault(service, {})[(group, address, port)] = health
 
-        def health_of(changes):
-            def change(group, endpoint):
-                health = changes.get((group, endpoint.address, endpoint.port), endpoint.health)
-                return endpoint if health == endpoint.health else endpoint._replace(health=health)
-            return change
-
-        return self._with_services(lambda s: s.with_endpoints(health_of(by_service[s.name]))
+        return self._with_services(lambda s: s.with_endpoints(_health_from(by_service[s.name]))
                                    if s.name in by_service else s)
 
     def hostnames(self) -> set[str]:
@@ -208,6 +207,13 @@ class MeshPolicy:
         if all(map(operator.is_, services, self.services)):
             return self
         return replace(self, services=services)
+
+
+def _health_from(changes: dict[tuple[str, str, int], str]) -> Callable[[str, EndpointPolicy], EndpointPolicy]:
+    def change(group: str, endpoint: EndpointPolicy) -> EndpointPolicy:
+        health = changes.get((group, endpoint.address, endpoint.port), endpoint.health)
+        return endpoint if health == endpoint.health else endpoint._replace(health=health)
+    return change
 
 
 def load_policy(tenant: str, mesh: str) -> MeshPolicy | None:
