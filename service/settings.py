@@ -105,6 +105,13 @@ NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
 # Seconds between an xDS replica's looks at the revisions of the meshes it
 # serves: the most a change whose notice was lost waits (service/xds/sync.py).
 XDS_CATCH_UP_SEC = float(os.environ.get("XDS_CATCH_UP_SEC", "30"))
+# Endpoints given by host name reach proxies as the addresses the xDS replica
+# resolves them to (EDS carries IPs; service/xds/resolve.py): re-resolved every
+# XDS_DNS_REFRESH_SEC, each lookup given at most XDS_DNS_TIMEOUT_SEC, at most
+# XDS_DNS_CACHE_NAMES names remembered per replica process.
+XDS_DNS_REFRESH_SEC = float(os.environ.get("XDS_DNS_REFRESH_SEC", "30"))
+XDS_DNS_TIMEOUT_SEC = float(os.environ.get("XDS_DNS_TIMEOUT_SEC", "5"))
+XDS_DNS_CACHE_NAMES = int(os.environ.get("XDS_DNS_CACHE_NAMES", "10000"))
 # Pub/sub channels span a Redis server's databases: deployments sharing one
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
