@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from django.db.models import prefetch_related_objects
 
+from service.health.failopen import fails_open
+
 from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import BackendServiceHealthCheck
 
@@ -58,15 +60,6 @@ class EndpointVerdict:
     changed_at: datetime.datetime | None
 
 
-def fails_open(healths) -> bool:
-    """Whether a service with endpoints of these healths fails open: every
-    one UNHEALTHY, and there is one. Proxies then get them all as they would
-    without health checks (proxyless gRPC has no panic mode, and would fail
-    every request)."""
-    healths = list(healths)
-    return bool(healths) and all(health == Health.UNHEALTHY for health in healths)
-
-
 def service_health(service) -> ServiceHealth:
     """`service`'s health, its health checks and backends (with their
     endpoint groups) prefetched: three queries (the groups' endpoints, the
@@ -81,8 +74,15 @@ def service_health(service) -> ServiceHealth:
                                         for endpoint in group.endpoints.all()))
         for group in groups
     )
-    healths = [endpoint.health for backend in shown for endpoint in backend.endpoints]
-    return ServiceHealth(service.name, check.name if check else None, fails_open(healths), shown)
+    # What the proxies decide from (translation uses the same function): the
+    # endpoints of the backends the service serves from, capacity above 0.
+    serving = {backend.endpoint_group.name for backend in backends
+               if backend.capacity_scaler * backend.endpoint_group.capacity_scaler > 0}
+    healths = [endpoint.health for backend in shown if backend.endpoint_group in serving
+               for endpoint in backend.endpoints]
+    dropping = bool((service.failover or {}).get("drop_traffic_if_unhealthy"))
+    return ServiceHealth(service.name, check.name if check else None,
+                         fails_open(healths, drop_traffic_if_unhealthy=dropping), shown)
 
 
 def findings(check, groups) -> tuple[dict[int, Verdict], dict[int, list[RegionState]]]:
