@@ -9,7 +9,6 @@ import pytest
 
 from tests.client.conftest import make_pki
 from tests.workers.probe_servers import (
-    HEALTHY_BODY,
     closed_port,
     grpc_health_server,
     http2_server,
@@ -18,7 +17,8 @@ from tests.workers.probe_servers import (
     tcp_server,
     Seen,
 )
-from workers.probing import DenyList, Prober, ProbeSpec, ProbeTarget, probe_all, spec_of, user_agent
+from workers.probing import DenyList, Prober, ProbeSpec, ProbeTarget, Refused, probe_all, spec_of, user_agent
+from workers.probing.destinations import resolve
 
 REGION = "eu-test"
 TIMEOUT = 1.0
@@ -165,6 +165,19 @@ def test_a_host_name_is_probed_at_its_checked_address_with_the_name_as_host():
     run(scenario())
 
 
+def test_an_ipv6_endpoint_is_probed_and_reported_in_brackets():
+    async def scenario():
+        server = await asyncio.start_server(lambda _reader, writer: writer.close(), "::1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            result = await probe_one(ProbeSpec("TCP", port=None, timeout=TIMEOUT), port, address="::1")
+            assert result.ok and result.address == f"[::1]:{port}"
+        finally:
+            server.close()
+
+    run(scenario())
+
+
 def test_a_long_lived_prober_keeps_http_connections_alive_between_rounds():
     async def scenario():
         async with http_server() as (port, seen):
@@ -184,7 +197,7 @@ def test_thousands_of_targets_one_result_each_in_order_never_raising():
         async with http_server() as (port, seen):
             targets = [ProbeTarget(i, "127.0.0.1", port) for i in range(2000)]
             targets += [ProbeTarget("closed", "127.0.0.1", closed_port()), ProbeTarget("bad", "bad name!", 80),
-                        ProbeTarget("meta", "169.254.169.254", 80)]
+                        ProbeTarget("unspecified", "0.0.0.0", port)]
             # The server shares this event loop: a timeout of its own, longer than the batch takes.
             spec = ProbeSpec("HTTP", port=None, request_path="/healthy", timeout=10)
             results = await probe_all(spec, targets, region=REGION,
@@ -192,6 +205,7 @@ def test_thousands_of_targets_one_result_each_in_order_never_raising():
             assert [result.key for result in results] == [target.key for target in targets]
             assert all(result.ok for result in results[:2000])
             assert [result.ok for result in results[2000:]] == [False, False, False]
+            assert results[-1].error == "refused: 0.0.0.0 is in a denied network (0.0.0.0/8)"
             assert len(seen.user_agents) == 2000
 
     run(scenario())
@@ -229,10 +243,13 @@ def test_a_denied_destination_is_never_connected_to(protocol):
     ("100.100.100.200", "100.100.100.200/32"),
 ])
 def test_metadata_link_local_and_unspecified_addresses_are_refused_with_the_network_named(settings, address, network):
+    # Checked at the gate every probe passes before it connects (resolve), not by
+    # probing: were the check broken, a probe would send packets off this machine.
+    # That nothing is sent to a refused address is the loopback test above.
     settings.PROBE_ALLOW_LOOPBACK = True
-    deny = DenyList.from_settings()
-    result = run(probe_one(ProbeSpec("HTTP", port=80, timeout=TIMEOUT), 80, address=address, deny=deny))
-    assert result.error == f"refused: {address} is in a denied network ({network})"
+    with pytest.raises(Refused) as refused:
+        run(resolve(address, 80, DenyList.from_settings()))
+    assert str(refused.value) == f"refused: {address} is in a denied network ({network})"
 
 
 def test_the_operators_networks_are_denied_and_loopback_follows_the_setting(settings):
