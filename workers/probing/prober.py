@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 
 # Probes in flight at once on one event loop (each holds a socket).
 DEFAULT_CONCURRENCY = 1000
-# How long an idle kept-alive HTTP connection is kept: longer than the longest
-# probe interval that keep-alive still pays for (check_interval_sec is 1-300 s;
-# servers close idle connections after 5-75 s, when the next probe reconnects).
+# How long an idle kept-alive HTTP connection is kept between probes. Longer
+# would rarely pay: servers close idle connections after 5-75 s (then the next
+# probe reconnects), and a check probed less often gains little from keep-alive.
 KEEPALIVE_SECONDS = 60
 
 
@@ -50,14 +50,13 @@ class Prober:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=0,  # probe_all's semaphore bounds the connections in use
+                    limit=0,  # probe_all's concurrency bounds the connections in use
                     use_dns_cache=False,  # it is only given checked IP addresses
                     keepalive_timeout=KEEPALIVE_SECONDS,
                 ),
                 timeout=aiohttp.ClientTimeout(total=None),  # each probe has its own deadline
                 cookie_jar=aiohttp.DummyCookieJar(),
                 skip_auto_headers=("Accept", "Accept-Encoding"),
-                auto_decompress=False,
                 trust_env=False,
             )
         return self._session
@@ -65,6 +64,8 @@ class Prober:
     async def probe_all(self, spec: ProbeSpec, targets: list[ProbeTarget], *, region: str,
                         deny: DenyList, concurrency: int = DEFAULT_CONCURRENCY) -> list[ProbeResult]:
         """One result per target, in the targets' order, at most ``concurrency`` probes in flight."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         agent = user_agent(region)
         results: list[ProbeResult | None] = [None] * len(targets)
         queue = iter(enumerate(targets))
