@@ -2,10 +2,11 @@
 ProbeResult, DenyList, spec_of, probe_all), used only while the real prober
 is not in the tree: a TCP-connect probe in a few lines, enough for the
 scheduling, recording and verdict tests here, which probe loopback TCP
-servers. The worker launcher (worker_main.py) installs it only when
-`import workers.probing` fails; delete both once workers/probing lands."""
+servers. install_unless_present() (tests/workers/conftest.py, worker_main.py)
+installs it only when `import workers.probing` fails; delete both once workers/probing lands."""
 import asyncio
 import ipaddress
+import sys
 import time
 from dataclasses import dataclass
 
@@ -68,3 +69,11 @@ async def probe(spec, target, deny) -> ProbeResult:
         return ProbeResult(target.key, False, None, where, f"connect failed: {exc!r}")
     writer.close()
     return ProbeResult(target.key, True, (time.monotonic() - started) * 1000, where, "")
+
+
+def install_unless_present():
+    """Stands in for workers.probing in this process only while the real one is not in the tree."""
+    try:
+        import workers.probing  # noqa: F401
+    except ModuleNotFoundError:
+        sys.modules["workers.probing"] = sys.modules[__name__]

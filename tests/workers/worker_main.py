@@ -1,14 +1,11 @@
-"""`interlock worker ...` as a test runs it: the interlock command, with the
+"""`interlock ...` as the worker tests run it: the interlock command, with the
 probing interface stood in (tests/workers/probing_stand_in.py) only while
 workers.probing is not in the tree."""
 import sys
 
-try:
-    import workers.probing  # noqa: F401
-except ModuleNotFoundError:
-    from tests.workers import probing_stand_in
+from tests.workers.probing_stand_in import install_unless_present
 
-    sys.modules["workers.probing"] = probing_stand_in
+install_unless_present()
 
 from service.cli import main  # noqa: E402
 
