@@ -17,7 +17,8 @@ RETRY_ON_TRANSIENT_ERRORS = {"autoretry_for": TRANSIENT_ERRORS, "max_retries": T
 @app.task(**RETRY_ON_TRANSIENT_ERRORS)
 def schedule_rounds():
     """The beat's tick: claims the rounds due and sends each region its batches."""
-    for round in claim_due_rounds(timezone.now()):
+    half_a_tick = datetime.timedelta(seconds=settings.HEALTH_TICK_SEC / 2)
+    for round in claim_due_rounds(timezone.now(), early=half_a_tick):
         for region in round.regions:
             for endpoint_ids in round.batches(settings.HEALTH_PROBE_BATCH):
                 send_probe_batch(round.health_check_id, region, endpoint_ids, round.round_at, round.expires_at)

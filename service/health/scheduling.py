@@ -40,12 +40,14 @@ def next_round_at(scheduled: datetime.datetime, now: datetime.datetime, interval
     return following if following > now else now + step
 
 
-def claim_due_rounds(now: datetime.datetime) -> list[Round]:
-    """Claims every round due by ``now``; a round another scheduler claimed
-    first is left to it."""
+def claim_due_rounds(now: datetime.datetime, early: datetime.timedelta = datetime.timedelta(0)) -> list[Round]:
+    """Claims every round due by ``now + early``; a round another scheduler
+    claimed first is left to it. A periodic scheduler passes half its period
+    as ``early``, so a round due just after a tick starts then, not a whole
+    period late."""
     schedule_new_checks(now)
     rounds = []
-    for schedule in ProbeSchedule.objects.filter(next_round_at__lte=now).select_related("health_check"):
+    for schedule in ProbeSchedule.objects.filter(next_round_at__lte=now + early).select_related("health_check"):
         check = schedule.health_check
         following = next_round_at(schedule.next_round_at, now, check.check_interval_sec)
         claimed = (ProbeSchedule.objects.filter(pk=schedule.pk, next_round_at=schedule.next_round_at)

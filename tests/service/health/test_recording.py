@@ -157,3 +157,13 @@ def test_a_round_goes_to_the_checks_own_source_regions_in_bounded_batches(api, t
     assert round.regions == ("eu",)
     assert [len(batch) for batch in round.batches(2)] == [2, 2, 1]
 
+
+
+def test_a_round_due_within_the_early_margin_starts_now(web):
+    check, _ = web
+    now = timezone.now()
+    claim_due_rounds(now)
+    early = datetime.timedelta(seconds=0.5)
+    assert claim_due_rounds(now + datetime.timedelta(seconds=0.4)) == []
+    assert len(claim_due_rounds(now + datetime.timedelta(seconds=0.6), early=early)) == 1
+    assert ProbeSchedule.objects.get(health_check=check).next_round_at == now + datetime.timedelta(seconds=2)
