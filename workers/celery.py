@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "service.settings")
 ROUNDS_QUEUE = "health-rounds"
 ROUNDS_TASK = "workers.tasks.schedule_rounds"
 # The database or Redis away for a moment: worth a few tries, with backoff
-# (1, 2, 4 s, jittered); anything else is a bug to see in the log, not to retry.
+# (up to 1, 2, 4 s, jittered); anything else is a bug to see in the log, not to retry.
 TRANSIENT_ERRORS = (OperationalError, redis.ConnectionError, redis.TimeoutError)
 TASK_RETRIES = 3
 
