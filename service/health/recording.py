@@ -67,15 +67,16 @@ def record_region_results(check: HealthCheck, region: str, round_at: datetime.da
                           now: datetime.datetime) -> list[int]:
     """Moves the region's state of each endpoint by its result; the ids of the endpoints whose rows took one."""
     by_endpoint = {result.key: result for result in results}
+    # Rows are inserted and locked in endpoint order by every writer, so two never wait on each other.
     RegionProbe.objects.bulk_create(
         [RegionProbe(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk, region=region)
-         for pk in by_endpoint],
+         for pk in sorted(by_endpoint)],
         ignore_conflicts=True,
     )
     probes = RegionProbe.objects.for_tenant(check.tenant_id).filter(health_check=check, region=region)
     thresholds = Thresholds(healthy=check.healthy_threshold, unhealthy=check.unhealthy_threshold)
     moved = []
-    for row in probes.filter(endpoint_id__in=by_endpoint).order_by("pk"):
+    for row in probes.filter(endpoint_id__in=by_endpoint).order_by("endpoint_id"):
         if row.probed_at is not None and row.probed_at >= round_at:
             continue  # this round, or a later one, is in already
         result = by_endpoint[row.endpoint_id]
@@ -96,11 +97,11 @@ def update_verdicts(check: HealthCheck, endpoint_ids: list[int], now: datetime.d
     if not endpoint_ids:
         return {}
     Verdict.objects.bulk_create(
-        [Verdict(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk) for pk in endpoint_ids],
+        [Verdict(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk) for pk in sorted(endpoint_ids)],
         ignore_conflicts=True,
     )
     verdicts = Verdict.objects.for_tenant(check.tenant_id).filter(health_check=check)
-    current = list(verdicts.filter(endpoint_id__in=endpoint_ids).order_by("pk").select_for_update())
+    current = list(verdicts.filter(endpoint_id__in=endpoint_ids).order_by("endpoint_id").select_for_update())
     regions = defaultdict(list)
     rows = (RegionProbe.objects.for_tenant(check.tenant_id).filter(health_check=check, endpoint_id__in=endpoint_ids)
             .values_list("endpoint_id", "state", "probed_at"))

@@ -2,7 +2,7 @@
 ProbeResult, DenyList, spec_of, probe_all), used only while the real prober
 is not in the tree: a TCP-connect probe in a few lines, enough for the
 scheduling, recording and verdict tests here, which probe loopback TCP
-servers. install_unless_present() (tests/workers/conftest.py, worker_main.py)
+servers. install_unless_present(), which the worker launcher (worker_main.py) calls,
 installs it only when `import workers.probing` fails; delete both once workers/probing lands."""
 import asyncio
 import ipaddress
