@@ -2,9 +2,11 @@
 and `interlock beat` subprocesses on real Redis (the broker, the beat lock and
 the notice bus) and Postgres, probing loopback TCP servers."""
 import datetime
+import json
 import os
 import signal
 import socketserver
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 from django.utils import timezone
 
@@ -241,3 +244,49 @@ def test_a_stopped_region_changes_no_verdict_of_the_others(api, tenant, interloc
         now = send_round(check, "r1", [endpoint])
         eventually(lambda: probed(check, endpoint, "r1", now), "r1's round", r1)
     assert verdict_of(check, endpoint) == Health.UNHEALTHY
+
+
+def test_interlock_beat_needs_redis_for_its_lock(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run([sys.executable, "-m", "service.cli", "beat"], env={**env, "PYTHONPATH": str(ROOT)},
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert '"code": "no_redis"' in result.stderr and "REDIS_URL" in result.stderr
+
+
+@pytest.mark.django_db(transaction=False)
+def test_interlock_dev_probes_with_nothing_else_started(tmp_path, server):
+    """`interlock dev` alone: its in-process worker and beat find a loopback endpoint healthy."""
+    from tests.service.test_cli import free_port
+
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NOTICE_BUS")}
+    env.update(INTERLOCK_STATE_DIR=str(state), PYTHONPATH=str(ROOT))
+    port = free_port()
+    dev = Process(["dev", "--port", str(port), "--xds-port", str(free_port())], env, tmp_path / "dev.log")
+    try:
+        dev.wait_for_line("Interlock dev control plane")
+        database = f"sqlite:///{state / 'interlock-dev.sqlite3'}"
+        created = subprocess.run([sys.executable, "-m", "service.cli", "tenant", "create", "t1"], cwd=ROOT,
+                                 env={**env, "DATABASE_URL": database}, capture_output=True, text=True, timeout=60)
+        key = json.loads(created.stdout)["api_key"]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        for collection, body in [
+            ("meshes", {"name": "m1"}),
+            ("health-checks", {"name": "c", "check_interval_sec": 1, "timeout_sec": 1,
+                               "tcp_health_check": {"port": server.port}}),
+            ("endpoint-groups", {"name": "g", "endpoints": [{"address": "127.0.0.1", "port": server.port}]}),
+            ("backend-services", {"name": "s", "mesh": "m1", "health_checks": ["c"],
+                                  "backends": [{"endpoint_group": "g"}]}),
+        ]:
+            response = session.post(f"http://127.0.0.1:{port}/api/v1/{collection}", json=body, timeout=10)
+            assert response.status_code == 201, response.text
+
+        def verdicts():
+            with sqlite3.connect(state / "interlock-dev.sqlite3") as db:
+                return db.execute("SELECT health FROM health_verdict").fetchall()
+
+        eventually(lambda: verdicts() == [("HEALTHY",)], "the dev worker's verdict", dev)
+    finally:
+        dev.stop()
