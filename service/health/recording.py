@@ -5,9 +5,10 @@ after commit, a change notice per mesh whose services' endpoints changed.
 Every write is a compare-and-swap, so a batch delivered twice (a retried or
 duplicated task) changes nothing the second time: a region's row takes a
 result only from a round newer than the one it holds (``probed_at`` is the
-round's start), and a verdict is written only over the value it was computed
-from. Verdict rows are locked while they are recomputed, so two regions
-recording the same endpoint at once each see the other's committed state."""
+round's start; the row is locked from that comparison to the commit), and a
+verdict is written only over the value it was computed from. Verdict rows
+are locked while they are recomputed, so of two regions recording the same
+endpoint at once, the second sees the first's committed state."""
 from __future__ import annotations
 
 import datetime
@@ -19,6 +20,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from service import sql
 from service.health.models import RegionProbe, Verdict
 from service.health.verdicts import RegionState, Thresholds, after_result, fresh_states, stale_after, verdict
 from service.mesh.models import BackendService, Endpoint, HealthCheck
@@ -28,6 +30,8 @@ from service.notices import ChangeNotice
 ENDPOINT_HEALTH = "endpoint-health"
 ADDRESS_MAX = RegionProbe._meta.get_field("address").max_length
 ERROR_MAX = RegionProbe._meta.get_field("error").max_length
+# What a result writes (updated_at is stamped by its field).
+PROBE_FIELDS = ("state", "successes", "failures", "probed_at", "latency_ms", "address", "error", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ def record_batch(check: HealthCheck, region: str, round_at: datetime.datetime,
     results = list(results)
     with transaction.atomic():
         endpoints = endpoints_of(check, results)
-        moved = record_region_results(check, region, round_at, [r for r in results if r.key in endpoints], now)
+        moved = record_region_results(check, region, round_at, [r for r in results if r.key in endpoints])
         changed = update_verdicts(check, moved, now)
         notices = notices_for(check, {endpoints[pk]: health for pk, health in changed.items()})
         for notice in notices:
@@ -63,32 +67,35 @@ def endpoints_of(check: HealthCheck, results: Iterable[Result]) -> dict[int, End
     return Endpoint.objects.for_tenant(check.tenant_id).select_related("group").in_bulk(keys)
 
 
-def record_region_results(check: HealthCheck, region: str, round_at: datetime.datetime, results: list[Result],
-                          now: datetime.datetime) -> list[int]:
+def record_region_results(check: HealthCheck, region: str, round_at: datetime.datetime,
+                          results: list[Result]) -> list[int]:
     """Moves the region's state of each endpoint by its result; the ids of the endpoints whose rows took one."""
     by_endpoint = {result.key: result for result in results}
-    # Rows are inserted and locked in endpoint order by every writer, so two never wait on each other.
+    probes = RegionProbe.objects.for_tenant(check.tenant_id).filter(health_check=check, region=region)
+    # Every writer inserts and locks rows in endpoint order, so two writers may
+    # wait for each other but never deadlock.
+    known = set(probes.filter(endpoint_id__in=by_endpoint).values_list("endpoint_id", flat=True))
     RegionProbe.objects.bulk_create(
         [RegionProbe(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk, region=region)
-         for pk in sorted(by_endpoint)],
+         for pk in sorted(by_endpoint.keys() - known)],
         ignore_conflicts=True,
     )
-    probes = RegionProbe.objects.for_tenant(check.tenant_id).filter(health_check=check, region=region)
+    # Locked until commit, so the comparison with the round a row holds and
+    # the write are one step: a compare-and-swap per row.
+    rows = probes.filter(endpoint_id__in=by_endpoint).order_by("endpoint_id").select_for_update()
     thresholds = Thresholds(healthy=check.healthy_threshold, unhealthy=check.unhealthy_threshold)
     moved = []
-    for row in probes.filter(endpoint_id__in=by_endpoint).order_by("endpoint_id"):
+    for row in rows:
         if row.probed_at is not None and row.probed_at >= round_at:
             continue  # this round, or a later one, is in already
         result = by_endpoint[row.endpoint_id]
         state = after_result(RegionState(row.state, row.successes, row.failures), result.ok, thresholds)
-        updated = probes.filter(pk=row.pk, probed_at=row.probed_at).update(
-            state=state.health, successes=state.successes, failures=state.failures, probed_at=round_at,
-            latency_ms=result.latency_ms, address=result.address[:ADDRESS_MAX], error=result.error[:ERROR_MAX],
-            updated_at=now,
-        )
-        if updated == 1:  # else another worker recorded this round first
-            moved.append(row.endpoint_id)
-    return moved
+        row.state, row.successes, row.failures = state.health, state.successes, state.failures
+        row.probed_at, row.latency_ms = round_at, result.latency_ms
+        row.address, row.error = result.address[:ADDRESS_MAX], result.error[:ERROR_MAX]
+        moved.append(row)
+    sql.update_each(moved, PROBE_FIELDS)
+    return [row.endpoint_id for row in moved]
 
 
 def update_verdicts(check: HealthCheck, endpoint_ids: list[int], now: datetime.datetime) -> dict[int, str]:
