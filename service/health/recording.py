@@ -103,12 +103,15 @@ def update_verdicts(check: HealthCheck, endpoint_ids: list[int], now: datetime.d
     the new health of each verdict that changed."""
     if not endpoint_ids:
         return {}
-    Verdict.objects.bulk_create(
-        [Verdict(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk) for pk in sorted(endpoint_ids)],
-        ignore_conflicts=True,
-    )
     verdicts = Verdict.objects.for_tenant(check.tenant_id).filter(health_check=check)
-    current = list(verdicts.filter(endpoint_id__in=endpoint_ids).order_by("endpoint_id").select_for_update())
+    current = locked(verdicts, endpoint_ids)
+    missing = set(endpoint_ids) - {row.endpoint_id for row in current}
+    if missing:  # an endpoint's first result
+        Verdict.objects.bulk_create(
+            [Verdict(tenant_id=check.tenant_id, health_check=check, endpoint_id=pk) for pk in sorted(missing)],
+            ignore_conflicts=True,
+        )
+        current = locked(verdicts, endpoint_ids)
     regions = defaultdict(list)
     rows = (RegionProbe.objects.for_tenant(check.tenant_id).filter(health_check=check, endpoint_id__in=endpoint_ids)
             .values_list("endpoint_id", "state", "probed_at"))
@@ -124,6 +127,11 @@ def update_verdicts(check: HealthCheck, endpoint_ids: list[int], now: datetime.d
         if updated == 1:  # else another worker got there first, from newer rows
             changed[row.endpoint_id] = health
     return changed
+
+
+def locked(verdicts, endpoint_ids: list[int]) -> list[Verdict]:
+    # In endpoint order, as every writer locks them: never a deadlock.
+    return list(verdicts.filter(endpoint_id__in=endpoint_ids).order_by("endpoint_id").select_for_update())
 
 
 def notices_for(check: HealthCheck, changed: dict[Endpoint, str]) -> list[ChangeNotice]:
