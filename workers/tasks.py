@@ -18,10 +18,10 @@ RETRY_ON_TRANSIENT_ERRORS = {"autoretry_for": TRANSIENT_ERRORS, "max_retries": T
 def schedule_rounds():
     """The beat's tick: claims the rounds due and sends each region its batches."""
     half_a_tick = datetime.timedelta(seconds=settings.HEALTH_TICK_SEC / 2)
-    for round in claim_due_rounds(timezone.now(), early=half_a_tick):
-        for region in round.regions:
-            for endpoint_ids in round.batches(settings.HEALTH_PROBE_BATCH):
-                send_probe_batch(round.health_check_id, region, endpoint_ids, round.round_at, round.expires_at)
+    for due in claim_due_rounds(timezone.now(), early=half_a_tick):
+        for region in due.regions:
+            for endpoint_ids in due.batches(settings.HEALTH_PROBE_BATCH):
+                send_probe_batch(due.health_check_id, region, endpoint_ids, due.round_at, due.expires_at)
 
 
 def send_probe_batch(health_check_id: int, region: str, endpoint_ids: list[int], round_at: datetime.datetime,
