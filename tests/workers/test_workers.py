@@ -172,7 +172,7 @@ def test_a_worker_finds_an_endpoint_healthy_then_unhealthy_and_says_so(api, tena
     assert {(n.mesh, n.resources) for n in notices} == {("m1", (("backend-services", "web"),))}
 
 
-def test_a_duplicated_task_changes_nothing(api, tenant, interlock, server):
+def test_a_duplicated_task_and_an_expired_one_change_nothing(api, tenant, interlock, server):
     # Two endpoints on the check's port: one answers, nothing listens at the other.
     checked_service(api, [("127.0.0.1", server.port), ("127.0.0.2", server.port)], port=server.port,
                     regions=("r1",), thresholds=(2, 2))
@@ -182,12 +182,16 @@ def test_a_duplicated_task_changes_nothing(api, tenant, interlock, server):
     now = timezone.now()
     send_round(check, "r1", [failing], now)
     send_round(check, "r1", [failing], now)  # the same task again, as a redelivery would
+    # A later round's task that waited past its expiry (its check's next round) is dropped, not probed.
+    late = now + datetime.timedelta(seconds=0.5)
+    send_probe_batch(check.pk, "r1", [failing.pk], late, timezone.now() - datetime.timedelta(seconds=1))
     # One worker process takes its tasks in order: once this one is in, the two before it are.
     send_round(check, "r1", [answering], now)
     eventually(lambda: probed(check, answering, "r1", now), "the batch sent after the duplicate", worker)
-    assert worker.text().count("workers.tasks.probe_batch[") >= 2 * 3  # received and done, each
+    assert "Discarding revoked task: workers.tasks.probe_batch[" in worker.text()  # how Celery drops an expired one
     probe = RegionProbe.objects.get(health_check=check, endpoint=failing, region="r1")
-    assert probe.failures == 1  # not 2: the duplicate counted no second failure
+    assert probe.failures == 1  # not 2 nor 3: neither the duplicate nor the expired task counted a failure
+    assert probe.probed_at == now
     assert verdict_of(check, failing) == Health.UNKNOWN  # and unhealthy_threshold=2 was not reached
     send_round(check, "r1", [failing])
     eventually(lambda: verdict_of(check, failing) == Health.UNHEALTHY, "the next round's failure counted", worker)
