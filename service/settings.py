@@ -135,6 +135,15 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://"
 # The source regions that run workers: a health check without source_regions
 # is probed from each of these, a queue `health.<region>` each.
 HEALTH_REGIONS = [region for region in os.environ.get("HEALTH_REGIONS", "default").split(",") if region]
+# The beat's tick: how often it looks for health checks due for a probe
+# round (the finest check interval it keeps); the endpoints of one round go
+# to a region's workers in tasks of at most HEALTH_PROBE_BATCH endpoints each.
+HEALTH_TICK_SEC = float(os.environ.get("HEALTH_TICK_SEC", "1"))
+HEALTH_PROBE_BATCH = int(os.environ.get("HEALTH_PROBE_BATCH", "500"))
+# Only the beat holding this lock in Redis schedules; it refreshes the lock
+# every tick, and a standby beat takes over this many seconds after the
+# holder stops refreshing it.
+HEALTH_BEAT_LOCK_TTL_SEC = float(os.environ.get("HEALTH_BEAT_LOCK_TTL_SEC", "10"))
 # Networks no probe (nor webhook) may reach, after name resolution: link-local
 # (cloud metadata services live there) and the metadata addresses by default,
 # plus the operator's own (comma-separated CIDRs). Loopback is refused unless

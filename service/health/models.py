@@ -5,14 +5,10 @@ endpoint) the verdict across regions that the proxies receive (EDS
 updates, so a retried or duplicated probe task changes nothing twice."""
 from django.db import models
 
+from service.health.verdicts import Health
 from service.tenants.scoping import TenantOwnedModel
 
-
-class Health(models.TextChoices):
-    # Envoy's core.v3.HealthStatus names: what EDS carries.
-    UNKNOWN = "UNKNOWN"
-    HEALTHY = "HEALTHY"
-    UNHEALTHY = "UNHEALTHY"
+__all__ = ["Health", "ProbeSchedule", "RegionProbe", "Verdict"]
 
 
 class RegionProbe(TenantOwnedModel):
@@ -46,3 +42,12 @@ class Verdict(TenantOwnedModel):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["health_check", "endpoint"], name="one_verdict_per_check")]
+
+
+class ProbeSchedule(TenantOwnedModel):
+    """When a health check's next probe round is due. The scheduler claims a
+    round by moving ``next_round_at`` with a compare-and-swap update, so two
+    schedulers (two beats, or a retried tick) never both start one round."""
+
+    health_check = models.OneToOneField("mesh.HealthCheck", on_delete=models.CASCADE, related_name="+")
+    next_round_at = models.DateTimeField(db_index=True)
