@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -145,7 +146,7 @@ class Authenticator:
         self._orm = orm
         self._ttl = ttl
         self.verified = verified
-        self._unknown: dict[str, float] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
 
     async def node(self, metadata, node) -> NodeIdentity:
         token = presented_node_token(metadata, node)
@@ -187,7 +188,18 @@ class Authenticator:
             self.verified.looked_up(digest, answer)
         return answer
 
+    def unknown_remembered(self) -> int:
+        """How many bad secrets are remembered now (for metrics and tests)."""
+        return len(self._unknown)
+
     def _remember_unknown(self, digest: str, now: float) -> None:
-        if len(self._unknown) > MAX_UNKNOWN_REMEMBERED:
-            self._unknown = {k: until for k, until in self._unknown.items() if until > now}
+        # Oldest first (every entry lives ``ttl``): expired entries leave from
+        # the front, and past the bound the oldest go too, so a flood of
+        # distinct bad secrets holds at most MAX_UNKNOWN_REMEMBERED entries.
         self._unknown[digest] = now + self._ttl
+        self._unknown.move_to_end(digest)
+        while self._unknown:
+            oldest, until = next(iter(self._unknown.items()))
+            if until > now and len(self._unknown) <= MAX_UNKNOWN_REMEMBERED:
+                break
+            self._unknown.popitem(last=False)

@@ -19,6 +19,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 SAMPLE_TTL = 60.0  # seconds a sample counts; a few report intervals
+# What a proxy may make the store keep (the store is shared by every tenant):
+# samples of one report, the length of the names in them, and the samples one
+# mesh holds. A mesh of 5,000 proxies reporting a few clusters each fits.
+MAX_SAMPLES_PER_REPORT = 1_000
+MAX_NAME_LENGTH = 255  # a cluster (service) name, a locality's region, zone or sub-zone
+MAX_SAMPLES_PER_MESH = 50_000
+
+
+class LoadStoreFull(Exception):
+    """The mesh holds MAX_SAMPLES_PER_MESH fresh samples: a report is dropped."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +66,14 @@ def samples_of(request, node: str, now: float) -> list[LoadSample]:
     samples = []
     for stats in request.cluster_stats:
         interval = stats.load_report_interval.ToTimedelta().total_seconds()
-        if interval <= 0:
-            continue  # a report over no time says nothing about a rate
+        if interval <= 0 or len(stats.cluster_name) > MAX_NAME_LENGTH:
+            continue  # a report over no time says nothing about a rate; no service has such a name
         for upstream in stats.upstream_locality_stats:
+            if len(samples) == MAX_SAMPLES_PER_REPORT:
+                return samples
+            place = upstream.locality
+            if max(len(place.region), len(place.zone), len(place.sub_zone)) > MAX_NAME_LENGTH:
+                continue
             issued = max(upstream.total_issued_requests,
                          upstream.total_successful_requests + upstream.total_error_requests)
             samples.append(LoadSample(
@@ -122,6 +137,10 @@ class RedisLoadStore:
         if not samples:
             return
         key = self._key(tenant, mesh)
+        if self._redis.hlen(key) >= MAX_SAMPLES_PER_MESH:
+            self._fresh(key)
+            if self._redis.hlen(key) >= MAX_SAMPLES_PER_MESH:
+                raise LoadStoreFull(f"mesh {tenant}/{mesh} holds {MAX_SAMPLES_PER_MESH} load samples")
         values = {_field(s): json.dumps({"rate": s.rate, "errors": s.errors, "in_progress": s.in_progress,
                                          "at": s.at}) for s in samples}
         with self._redis.pipeline() as pipe:
@@ -130,13 +149,16 @@ class RedisLoadStore:
             pipe.execute()
 
     def read(self, tenant: str, mesh: str) -> list[ClusterLoad]:
-        key = self._key(tenant, mesh)
+        return summed(self._fresh(self._key(tenant, mesh)), time.time(), self.ttl)
+
+    def _fresh(self, key: str) -> list[LoadSample]:
+        """The key's samples, the stale ones deleted."""
         now = time.time()
         samples = [_sample(f.decode(), v.decode()) for f, v in self._redis.hgetall(key).items()]
         stale = [_field(s) for s in samples if now - s.at > self.ttl]
         if stale:
             self._redis.hdel(key, *stale)
-        return summed(samples, now, self.ttl)
+        return [s for s in samples if now - s.at <= self.ttl]
 
     def close(self) -> None:
         self._redis.close()
@@ -152,15 +174,21 @@ class MemoryLoadStore:
 
     def record(self, tenant: str, mesh: str, samples: list[LoadSample]) -> None:
         with self._lock:
-            self._samples[(tenant, mesh)].update((_field(s), s) for s in samples)
+            kept = self._samples[(tenant, mesh)]
+            if len(kept) >= MAX_SAMPLES_PER_MESH and len(self._fresh(kept)) >= MAX_SAMPLES_PER_MESH:
+                raise LoadStoreFull(f"mesh {tenant}/{mesh} holds {MAX_SAMPLES_PER_MESH} load samples")
+            kept.update((_field(s), s) for s in samples)
 
     def read(self, tenant: str, mesh: str) -> list[ClusterLoad]:
-        now = time.time()
         with self._lock:
-            kept = self._samples[(tenant, mesh)]
-            for field in [f for f, s in kept.items() if now - s.at > self.ttl]:
-                del kept[field]
-            return summed(list(kept.values()), now, self.ttl)
+            return summed(self._fresh(self._samples[(tenant, mesh)]), time.time(), self.ttl)
+
+    def _fresh(self, kept: dict[str, LoadSample]) -> list[LoadSample]:
+        """The samples kept, the stale ones deleted (call under the lock)."""
+        now = time.time()
+        for field in [f for f, s in kept.items() if now - s.at > self.ttl]:
+            del kept[field]
+        return list(kept.values())
 
     def close(self) -> None:
         pass

@@ -32,7 +32,7 @@ from service.xds import csds
 from service.xds.admission import ProxyQuotaExceeded, check_room, proxies_elsewhere
 from service.xds.auth import CLOUD_FIELD, AuthError, Authenticator, NodeIdentity, node_field
 from service.xds.cache import CacheKey, SnapshotCache
-from service.xds.load import LoadStore, samples_of
+from service.xds.load import LoadStore, LoadStoreFull, samples_of
 from service.xds.orm import OrmPool
 from service.xds.protocol import (
     Ack, DeltaStream, InvalidRequest, LimitExceeded, Nack, Outgoing, RequestRefused, SelectionMemo, SotwStream,
@@ -96,6 +96,7 @@ class Callbacks:
         self.counts: Counter[str] = Counter()
         # A proxy NACKs at will, so what NACKs log is bounded per replica.
         self._nack_log = LogBudget(PROXY_LOG_LINES, PROXY_LOG_INTERVAL)
+        self._load_log = LogBudget(PROXY_LOG_LINES, PROXY_LOG_INTERVAL)
 
     def stream_opened(self, identity: NodeIdentity, protocol: str) -> None:
         self.counts[f"streams_opened:{protocol}"] += 1
@@ -135,6 +136,14 @@ class Callbacks:
 
     def load_reported(self, identity: NodeIdentity, samples: int) -> None:
         self.counts["load_samples"] += samples
+
+    def load_dropped(self, identity: NodeIdentity, reason: str) -> None:
+        """A report the load store would not take (its mesh holds as many samples as it may)."""
+        self.counts["load_reports_dropped"] += 1
+        left_out = self._load_log.take()
+        if left_out is not None:
+            logger.warning("dropped a load report of %s: %s%s", identity.node_id, reason,
+                           f" ({left_out} more dropped since the last such line)" if left_out else "")
 
 
 def _parse(message_type, body: bytes):
@@ -420,6 +429,8 @@ class XdsServer:
         if samples:
             try:
                 await asyncio.to_thread(self.loads.record, identity.tenant, identity.mesh, samples)
+            except LoadStoreFull as error:
+                self.callbacks.load_dropped(identity, str(error))
             except Exception:
                 # A lost report only delays the autoscaler; the stream goes on.
                 logger.warning("could not keep a load report of %s", identity.node_id, exc_info=True)

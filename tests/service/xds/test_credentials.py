@@ -76,3 +76,28 @@ def test_an_unreadable_file_is_ignored(tmp_path):
     verified = VerifiedCredentials(max_age=3600, path=path)
     verified.load()
     assert verified.credentials() == set()
+
+
+def test_a_flood_of_distinct_bad_tokens_is_remembered_within_a_bound(monkeypatch):
+    """Each bad secret is remembered (so a storm of one costs one lookup per
+    ttl), but a flood of distinct ones within the ttl keeps only the newest."""
+    from envoy.config.core.v3 import base_pb2
+
+    from service.xds import auth
+    from service.xds.orm import OrmPool
+
+    monkeypatch.setattr(auth, "MAX_UNKNOWN_REMEMBERED", 100)
+    orm = OrmPool(1)
+    authenticator = auth.Authenticator(orm, VerifiedCredentials(3600, None), ttl=60)
+    node = base_pb2.Node(id="tenants/acme/meshes/m1/nodes/n1")
+
+    async def flood():
+        for n in range(1000):
+            with pytest.raises(auth.AuthError):
+                await authenticator.node((("authorization", f"Bearer not-a-token-{n}"),), node)
+
+    try:
+        asyncio.run(flood())
+    finally:
+        orm.close()
+    assert authenticator.unknown_remembered() == 100
