@@ -23,6 +23,7 @@ from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck
 from service.notices import get_bus
 from tests.service.health.support import checked_service
+from tests.service.test_cli import interlock_script
 from tests.service.xds.test_cli_xds import database_url
 from workers.celery import ROUNDS_QUEUE
 from workers.tasks import send_probe_batch
@@ -54,7 +55,7 @@ class Process:
     def __init__(self, args: list[str], env: dict, log: Path):
         self.log = log
         with open(log, "w") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "tests.workers.worker_main", *args], env=env,
+            self.popen = subprocess.Popen([interlock_script(), *args], env=env,
                                           cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
     def text(self) -> str:
