@@ -31,6 +31,7 @@ bench: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/xds_fanout.py
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/xds_envoy_convergence.py
 	$(BIN)/python bench/xds_translate.py
+	$(BIN)/python bench/health_probe.py
 
 migrations: install
 	$(BIN)/python -m django makemigrations tenants mesh xds --settings=service.settings

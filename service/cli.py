@@ -7,8 +7,12 @@
     interlock tenant create NAME      a tenant and its first (owner) API key, as JSON
     interlock tenant quotas NAME [--max-resources N --max-endpoints N --max-proxies N]
                                       the tenant's quotas and usage, as JSON; sets those given
-    interlock dev [--demo]            the all-in-one on SQLite and the in-process bus (API + xDS;
-                                      --demo: a demo tenant, two backends and an Envoy)
+    interlock worker --region R [--concurrency N]
+                                      run a health worker of source region R (queue health.<R>)
+    interlock beat                    schedule the probe rounds (one beat at a time holds the lock)
+    interlock dev [--demo]            the all-in-one on SQLite and the in-process bus (API + xDS +
+                                      a worker and the beat; --demo: a demo tenant, two backends,
+                                      a health check and an Envoy)
 """
 import argparse
 import json
@@ -131,6 +135,27 @@ def xds(args) -> int:
         return fail("address_unavailable", str(exc), "port")
 
 
+def worker(args) -> int:
+    from workers.celery import ROUNDS_QUEUE, app, region_queue
+
+    # The node name says the region, and the pid keeps two workers of one host apart.
+    node = app.Worker(hostname=f"{args.region}-{os.getpid()}@%h", queues=[region_queue(args.region), ROUNDS_QUEUE],
+                      concurrency=args.concurrency, loglevel=args.loglevel)
+    node.start()
+    return node.exitcode or 0
+
+
+def beat(args) -> int:
+    from django.conf import settings
+
+    from workers.celery import app
+
+    if not settings.REDIS_URL:
+        return fail("no_redis", "interlock beat holds its lock in Redis: set REDIS_URL.", "REDIS_URL")
+    app.Beat(scheduler="workers.beat:SingleBeatScheduler", loglevel=args.loglevel).run()
+    return 0
+
+
 def dev(args) -> int:
     from service import dev as devmode
     from service.xds.server import AddressUnavailable
@@ -175,6 +200,17 @@ def parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-endpoints", metavar="N", help="endpoints in all endpoint groups")
     limits.add_argument("--max-proxies", metavar="N", help="connected proxies")
     limits.set_defaults(run=tenant_quotas)
+
+    work = commands.add_parser("worker", help="run a health worker of one source region")
+    work.add_argument("--region", required=True, help="the source region this worker probes from")
+    work.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                      help="worker processes, each probing a batch at a time (default: the cores)")
+    work.add_argument("--loglevel", default="INFO")
+    work.set_defaults(run=worker)
+
+    clock = commands.add_parser("beat", help="schedule the health checks' probe rounds")
+    clock.add_argument("--loglevel", default="INFO")
+    clock.set_defaults(run=beat)
 
     everything = commands.add_parser("dev", help="the all-in-one control plane on SQLite")
     everything.add_argument("--host", default="127.0.0.1")

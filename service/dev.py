@@ -1,7 +1,9 @@
 """`interlock dev`: the whole control plane in one process, on an SQLite file
-and the in-process notice bus, with nothing else to start. `--demo` (`make
-demo`) adds a demo tenant written through the API, two demo backends, a real
-Envoy in the demo mesh, and a command that shows the route's split."""
+and the in-process notice bus, with nothing else to start: the API, an xDS
+replica, and a health worker (every region's queue) and the beat on Celery's
+in-memory broker. `--demo` (`make demo`) adds a demo tenant written through
+the API, two demo backends health-checked on their real ports, a real Envoy
+in the demo mesh, and a command that shows the route's split."""
 import contextlib
 import http.client
 import json
@@ -17,6 +19,11 @@ from pathlib import Path
 DEMO_NODE = "demo-envoy"
 DEMO_HOST = "shop.demo"
 DEMO_REQUESTS = 100
+# The dev worker's threads: each probes one batch at a time.
+DEV_WORKER_THREADS = 4
+# How often the dev worker looks at the in-memory broker's queues (kombu's
+# default is a second, as long as the shortest round's expiry).
+DEV_BROKER_POLL_SEC = 0.05
 
 
 def use_dev_environment():
@@ -26,6 +33,10 @@ def use_dev_environment():
     os.environ["DATABASE_URL"] = f"sqlite:///{state / 'interlock-dev.sqlite3'}"
     os.environ["NOTICE_BUS"] = "inprocess"
     os.environ.pop("REDIS_URL", None)
+    # The worker and the beat run in this process, so the broker can too; the
+    # demo backends (and a developer's own) listen on loopback.
+    os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
+    os.environ.setdefault("PROBE_ALLOW_LOOPBACK", "1")
 
 
 def serve(host: str, port: int):
@@ -50,6 +61,7 @@ def run(host: str, port: int, demo: bool = False, xds_port: int = 18000, proxy_p
           f"xDS {host}:{replica.port}", flush=True)
     with contextlib.ExitStack() as running:  # Ctrl-C stops everything, Envoy first
         running.callback(xds.stop)
+        running.enter_context(HealthWorkers())
         if demo:
             plane = running.enter_context(DemoDataPlane(f"{host}:{replica.port}", proxy_port))
             threading.Thread(target=seed_demo, args=(base, plane), daemon=True).start()
@@ -58,6 +70,33 @@ def run(host: str, port: int, demo: bool = False, xds_port: int = 18000, proxy_p
         except KeyboardInterrupt:  # Ctrl-C is how it is meant to stop
             print("Stopping.", flush=True)
     return 0
+
+
+class HealthWorkers:
+    """A Celery worker consuming every region's queue, in threads, and the beat
+    in a thread beside it: the same tasks as `interlock worker` and `interlock
+    beat` run, on the in-memory broker. One beat, so no beat lock."""
+
+    def __init__(self):
+        from celery.beat import EmbeddedService
+        from django.conf import settings
+
+        from workers.celery import ROUNDS_QUEUE, app, region_queue
+
+        queues = [region_queue(region) for region in settings.HEALTH_REGIONS] + [ROUNDS_QUEUE]
+        app.conf.broker_transport_options = {"polling_interval": DEV_BROKER_POLL_SEC}
+        self.worker = app.WorkController(hostname="dev@%h", queues=queues, pool_cls="threads",
+                                         concurrency=DEV_WORKER_THREADS)
+        self.beat = EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
+
+    def __enter__(self):
+        threading.Thread(target=self.worker.start, name="health-worker", daemon=True).start()
+        self.beat.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.beat.stop()
+        self.worker.stop()
 
 
 class Client:
@@ -170,6 +209,20 @@ class DemoDataPlane:
             backend = self.backends[name]
             client.call("PATCH", f"endpoint-groups/{group}",
                         {"endpoints": [{"address": backend.host, "port": backend.port}]})
+        self.check_each_service_on_its_port(client)
+
+    def check_each_service_on_its_port(self, client: Client):
+        """Each service health-checked at its backend's real port by the dev
+        worker: shop-v1 by the seeded check http-ok, shop-v2 by one of its own
+        (a check with a port probes every endpoint at that port)."""
+        checks = {check["name"] for check in client.call("GET", "health-checks")["results"]}
+        for service, check in (("shop-v1", "http-ok"), ("shop-v2", "http-ok-v2")):
+            probe = {"http_health_check": {"port": self.backends[service].port, "request_path": "/healthz"}}
+            if check in checks:
+                client.call("PATCH", f"health-checks/{check}", probe)
+            else:
+                client.call("POST", "health-checks", {"name": check, **probe})
+            client.call("PATCH", f"backend-services/{service}", {"health_checks": [check]})
 
     def start_envoy(self, client: Client, timeout: float = 30.0):
         """Envoy with a new node token of the demo mesh, once it serves the demo route."""

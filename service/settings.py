@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "service.tenants",
     "service.mesh",
     "service.xds",
+    "service.health",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +105,13 @@ NOTICE_BUS = os.environ.get("NOTICE_BUS", "redis" if REDIS_URL else "inprocess")
 # Seconds between an xDS replica's looks at the revisions of the meshes it
 # serves: the most a change whose notice was lost waits (service/xds/sync.py).
 XDS_CATCH_UP_SEC = float(os.environ.get("XDS_CATCH_UP_SEC", "30"))
+# Endpoints given by host name reach proxies as the addresses the xDS replica
+# resolves them to (EDS carries IPs; service/xds/resolve.py): re-resolved every
+# XDS_DNS_REFRESH_SEC, each lookup given at most XDS_DNS_TIMEOUT_SEC, at most
+# XDS_DNS_CACHE_NAMES names remembered per replica process.
+XDS_DNS_REFRESH_SEC = float(os.environ.get("XDS_DNS_REFRESH_SEC", "30"))
+XDS_DNS_TIMEOUT_SEC = float(os.environ.get("XDS_DNS_TIMEOUT_SEC", "5"))
+XDS_DNS_CACHE_NAMES = int(os.environ.get("XDS_DNS_CACHE_NAMES", "10000"))
 # Pub/sub channels span a Redis server's databases: deployments sharing one
 # server (or test runs) keep apart by channel.
 NOTICE_CHANNEL = os.environ.get("NOTICE_CHANNEL", "interlock:notices")
@@ -119,6 +127,32 @@ XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC = float(os.environ.get("XDS_VERIFIED_CREDENT
 # Seconds a disconnected proxy stays on the proxies API before the xDS
 # replicas' sweep forgets it (service/xds/records.py); default a day.
 PROXY_RETENTION = int(os.environ.get("PROXY_RETENTION", str(24 * 3600)))
+
+# Health workers (workers/, docs/health-checks.md). The Celery broker: Redis
+# by default, RabbitMQ (amqp://...) by changing only this URL; `interlock dev`
+# runs its worker in-process on the in-memory broker.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
+# The source regions that run workers: a health check without source_regions
+# is probed from each of these, a queue `health.<region>` each.
+HEALTH_REGIONS = [region for region in os.environ.get("HEALTH_REGIONS", "default").split(",") if region]
+# The beat's tick: how often it looks for health checks due for a probe
+# round (the finest check interval it keeps); the endpoints of one round go
+# to a region's workers in tasks of at most HEALTH_PROBE_BATCH endpoints each.
+HEALTH_TICK_SEC = float(os.environ.get("HEALTH_TICK_SEC", "1"))
+HEALTH_PROBE_BATCH = int(os.environ.get("HEALTH_PROBE_BATCH", "500"))
+# Only the beat holding this lock in Redis schedules; it refreshes the lock
+# every tick, and a standby beat takes over this many seconds after the
+# holder stops refreshing it.
+HEALTH_BEAT_LOCK_TTL_SEC = float(os.environ.get("HEALTH_BEAT_LOCK_TTL_SEC", "10"))
+# Networks no probe (nor webhook) may reach, after name resolution: link-local
+# (cloud metadata services live there) and the metadata addresses by default,
+# plus the operator's own (comma-separated CIDRs). Loopback is refused unless
+# PROBE_ALLOW_LOOPBACK is set (interlock dev and tests).
+PROBE_DENY_NETWORKS = [
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
+    *[cidr.strip() for cidr in os.environ.get("PROBE_DENY_NETWORKS", "").split(",") if cidr.strip()],
+]
+PROBE_ALLOW_LOOPBACK = os.environ.get("PROBE_ALLOW_LOOPBACK", "").lower() in ("1", "true", "yes")
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -153,6 +187,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the health states (a verdict's `health`, a region's `state`).
+    "ENUM_NAME_OVERRIDES": {"HealthEnum": "service.health.models.Health"},
 }
 
 LOGGING = {

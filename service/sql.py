@@ -134,6 +134,27 @@ def update(model, assignments: str, where: str, params, returning=False):
 
 
 @functools.cache
+def update_each_sql(model, names: tuple[str, ...]) -> tuple[str, list]:
+    fields = [model._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    key = quote(model._meta.pk.column)
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {key} = %s", fields
+
+
+def update_each(objs, names: tuple[str, ...]):
+    """UPDATE the row of each of `objs` with its values of the fields `names`,
+    one statement per row sent in one round trip (psycopg pipelines
+    executemany); for rows the caller holds locked. Django's bulk_update
+    sends one statement with a CASE per field, which cost more CPU to build
+    than the row-by-row UPDATEs it replaces."""
+    if not objs:
+        return
+    sql, fields = update_each_sql(type(objs[0]), names)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [[*column_values(obj, fields, adding=False), obj.pk] for obj in objs])
+
+
+@functools.cache
 def insert_sql(model, rows: int, ignore_conflicts: bool) -> tuple[str, list]:
     meta = model._meta.concrete_model._meta  # a proxy model's own meta has no auto_field
     fields = [field for field in meta.concrete_fields if field is not meta.auto_field]

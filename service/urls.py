@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from service import health
+from service import liveness
 
 api_v1 = [
     path("", include("service.tenants.api.urls")),
@@ -16,8 +16,8 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("healthz", health.healthz),
-    path("readyz", health.readyz),
+    path("healthz", liveness.healthz),
+    path("readyz", liveness.readyz),
 ]
 
 # What no view answered is still the API's JSON error shape (a 503 when a backing service is away).

@@ -21,6 +21,22 @@ def _str_tuple(field: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_str(f"{field}[{i}]", item) for i, item in enumerate(value))
 
 
+HEALTH_VALUES = ("UNKNOWN", "HEALTHY", "UNHEALTHY")
+
+
+def _endpoint_health(index: int, value: Any) -> tuple[str, str, str, int, str]:
+    field = f"endpoints[{index}]"
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or len(value) != 5:
+        raise TypeError(f"{field} must be a (service, group, address, port, health) tuple")
+    service, group, address, port, health = value
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{field} port must be an int")
+    if health not in HEALTH_VALUES:
+        raise ValueError(f"{field} health must be one of {', '.join(HEALTH_VALUES)}")
+    return (_check_str(f"{field} service", service), _check_str(f"{field} group", group),
+            _check_str(f"{field} address", address), port, health)
+
+
 @dataclass(frozen=True)
 class ChangeNotice:
     """One committed change to a tenant's mesh policy.
@@ -32,8 +48,15 @@ class ChangeNotice:
     the ``(kind, name)`` pairs touched, so a consumer may rebuild only those.
     An empty ``resources`` means "anything of ``kinds`` may have changed".
 
-    Lists passed for ``kinds``/``resources`` are stored as tuples, so a notice
-    is hashable and immutable.
+    ``endpoints`` carries endpoint health verdicts that changed (kind
+    ``"endpoint-health"``), as ``(backend service, endpoint group, address,
+    port, health)`` tuples with ``health`` one of UNKNOWN, HEALTHY, UNHEALTHY:
+    such a notice is the change itself, so a consumer that holds the mesh's
+    translation applies it without re-reading the policy (no revision is made:
+    a verdict is not policy).
+
+    Lists passed for ``kinds``/``resources``/``endpoints`` are stored as
+    tuples, so a notice is hashable and immutable.
     """
 
     tenant: str
@@ -41,6 +64,7 @@ class ChangeNotice:
     revision: int
     kinds: tuple[str, ...]
     resources: tuple[tuple[str, str], ...] = ()
+    endpoints: tuple[tuple[str, str, str, int, str], ...] = ()
 
     def __post_init__(self) -> None:
         _check_str("tenant", self.tenant)
@@ -60,6 +84,7 @@ class ChangeNotice:
                 raise ValueError(f"resources[{i}] must be a (kind, name) pair")
             pairs.append(pair)
         object.__setattr__(self, "resources", tuple(pairs))
+        object.__setattr__(self, "endpoints", tuple(_endpoint_health(i, item) for i, item in enumerate(self.endpoints)))
 
     def to_json(self) -> str:
         """Serialise to compact JSON; ``from_json(n.to_json()) == n``."""
@@ -70,6 +95,7 @@ class ChangeNotice:
                 "revision": self.revision,
                 "kinds": list(self.kinds),
                 "resources": [list(pair) for pair in self.resources],
+                "endpoints": [list(item) for item in self.endpoints],
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -104,6 +130,7 @@ class ChangeNotice:
                 revision=obj["revision"],
                 kinds=obj["kinds"],
                 resources=obj.get("resources", []),
+                endpoints=obj.get("endpoints", []),
             )
         except TypeError as exc:
             raise ValueError(f"malformed change notice: {exc}") from None

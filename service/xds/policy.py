@@ -2,25 +2,38 @@
 side that reads the ORM.
 
 :func:`load_policy` reads everything the proxies of one mesh depend on in one
-consistent read and returns a :class:`MeshPolicy`; translation
+consistent read, the health verdicts of its endpoints included, and returns a
+:class:`MeshPolicy`; translation
 (``translate.py``) is a pure function of that value. The shapes follow the
 API's (``docs/api.md``): nested blocks the API stores as JSON (route rules,
 circuit breakers, ...) stay JSON, frozen (:func:`freeze`), so translation reads
 them with the same keys the API documents.
 
 Values compare by content, and cheaply: translation decides what to rebuild by
-comparing a service or route with the one of the previous policy.
+comparing a service or route with the one of the previous policy. What
+changes without a policy change is applied to a held policy by pure methods
+that keep every untouched part the same object: a verdict
+(:meth:`MeshPolicy.with_endpoint_health`) and what host names resolve to
+(:meth:`MeshPolicy.with_addresses`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
-# What an endpoint's health is until workers record verdicts (Envoy's
-# core.v3.HealthStatus names; UNKNOWN endpoints receive traffic).
+from service.health.failopen import fails_open
+from service.xds.resolve import is_ip
+
+# An endpoint's health as EDS carries it (Envoy's core.v3.HealthStatus
+# names): the verdict of its service's health check on it, UNKNOWN until
+# there is one (UNKNOWN endpoints receive traffic).
 UNKNOWN = "UNKNOWN"
+HEALTHY = "HEALTHY"
+UNHEALTHY = "UNHEALTHY"
 
 
 class FrozenDict(dict):
@@ -82,6 +95,13 @@ class EndpointPolicy(NamedTuple):
     weight: int = 1
     metadata: FrozenDict = EMPTY
     health: str = UNKNOWN
+    # What a DNS name resolves to (resolve.py): the addresses EDS sends for it.
+    resolved: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses proxies get for this endpoint: its own, or what its name resolved to."""
+        return (self.address,) if is_ip(self.address) else self.resolved
 
 
 class BackendPolicy(NamedTuple):
@@ -107,6 +127,29 @@ class ServicePolicy(NamedTuple):
     failover: FrozenDict | None = None
     backends: tuple[BackendPolicy, ...] = ()
 
+    @property
+    def fails_open(self) -> bool:
+        """Every endpoint it serves from is UNHEALTHY: proxies get them as
+        UNKNOWN (``service/health/failopen.py``)."""
+        return fails_open((e.health for b in self.backends if b.capacity > 0 for e in b.endpoints),
+                          drop_traffic_if_unhealthy=bool((self.failover or EMPTY).get("drop_traffic_if_unhealthy")))
+
+    def with_endpoints(self, change: Callable[[str, EndpointPolicy], EndpointPolicy]) -> ServicePolicy:
+        """This service with ``change(group, endpoint)`` for each endpoint;
+        what it returns unchanged (the same object) stays the same object,
+        up to the service itself."""
+        backends = tuple(_backend_with(backend, change) for backend in self.backends)
+        if all(map(operator.is_, backends, self.backends)):
+            return self
+        return self._replace(backends=backends)
+
+
+def _backend_with(backend: BackendPolicy, change: Callable[[str, EndpointPolicy], EndpointPolicy]) -> BackendPolicy:
+    endpoints = tuple(change(backend.group, endpoint) for endpoint in backend.endpoints)
+    if all(map(operator.is_, endpoints, backend.endpoints)):
+        return backend
+    return backend._replace(endpoints=endpoints)
+
 
 class RoutePolicy(NamedTuple):
     type: str  # http, grpc, tcp
@@ -130,6 +173,47 @@ class MeshPolicy:
     interception_port: int = 15001
     services: tuple[ServicePolicy, ...] = ()
     routes: tuple[RoutePolicy, ...] = ()
+
+    def with_endpoint_health(self, changes: Iterable[tuple[str, str, str, int, str]]) -> MeshPolicy:
+        """This policy with endpoint health changed, as an "endpoint-health"
+        change notice carries it: ``(service, group, address, port, health)``.
+        Only the named services are new values (so translation rebuilds only
+        their ClusterLoadAssignments); an endpoint or service the policy does
+        not have is left alone (it went, and the next load will not have it)."""
+        by_service: dict[str, dict[tuple[str, str, int], str]] = {}
+        for service, group, address, port, health in changes:
+            by_service.setdefault(service, {})[(group, address, port)] = health
+
+        return self._with_services(lambda s: s.with_endpoints(_health_from(by_service[s.name]))
+                                   if s.name in by_service else s)
+
+    def hostnames(self) -> set[str]:
+        """The endpoints' addresses that are host names, not IP addresses."""
+        return {e.address for s in self.services for b in s.backends for e in b.endpoints if not is_ip(e.address)}
+
+    def with_addresses(self, resolved: Mapping[str, tuple[str, ...]]) -> MeshPolicy:
+        """This policy with each host-name endpoint's ``resolved`` addresses
+        from ``resolved`` (name -> addresses; a name it lacks keeps its own)."""
+        def change(group, endpoint):
+            addresses = resolved.get(endpoint.address, endpoint.resolved)
+            return endpoint if addresses == endpoint.resolved else endpoint._replace(resolved=addresses)
+
+        if not resolved:
+            return self
+        return self._with_services(lambda s: s.with_endpoints(change))
+
+    def _with_services(self, change: Callable[[ServicePolicy], ServicePolicy]) -> MeshPolicy:
+        services = tuple(change(s) for s in self.services)
+        if all(map(operator.is_, services, self.services)):
+            return self
+        return replace(self, services=services)
+
+
+def _health_from(changes: dict[tuple[str, str, int], str]) -> Callable[[str, EndpointPolicy], EndpointPolicy]:
+    def change(group: str, endpoint: EndpointPolicy) -> EndpointPolicy:
+        health = changes.get((group, endpoint.address, endpoint.port), endpoint.health)
+        return endpoint if health == endpoint.health else endpoint._replace(health=health)
+    return change
 
 
 def load_policy(tenant: str, mesh: str) -> MeshPolicy | None:
@@ -181,34 +265,55 @@ def _services(mesh) -> tuple[ServicePolicy, ...]:
             "preference"):
         backends.setdefault(service_id, []).append(backend)
     endpoints = _endpoints_by_group({backend[0] for group in backends.values() for backend in group})
+    verdicts = _verdicts(mesh)
     services = BackendService.objects.filter(mesh=mesh).order_by("name").values_list(
         "pk", "name", "protocol", "locality_lb_policy", "timeout_sec", "session_affinity", "circuit_breakers",
         "outlier_detection", "consistent_hash", "failover")
     return tuple(
         ServicePolicy(name, protocol, lb_policy, timeout_sec, affinity, freeze(breakers), freeze(outliers),
                       freeze(hashing), freeze(failover),
-                      backends=tuple(_backend(row, endpoints) for row in backends.get(pk, ())))
+                      backends=tuple(_backend(row, endpoints, verdicts.get(pk, {})) for row in backends.get(pk, ())))
         for pk, name, protocol, lb_policy, timeout_sec, affinity, breakers, outliers, hashing, failover in services
     )
 
 
-def _backend(row: tuple, endpoints: dict[int, tuple[EndpointPolicy, ...]]) -> BackendPolicy:
+def _backend(row: tuple, endpoints: dict[int, tuple[tuple[int, EndpointPolicy], ...]],
+             verdicts: dict[int, str]) -> BackendPolicy:
     group_id, group, cloud, region, zone, backend_scaler, group_scaler, preference = row
-    return BackendPolicy(group, Locality(cloud, region, zone), endpoints.get(group_id, ()),
+    # The group's endpoints are shared by the services that use it; each
+    # service sees them with its own health check's verdicts.
+    in_service = tuple(endpoint if pk not in verdicts else endpoint._replace(health=verdicts[pk])
+                       for pk, endpoint in endpoints.get(group_id, ()))
+    return BackendPolicy(group, Locality(cloud, region, zone), in_service,
                          capacity=backend_scaler * group_scaler, preference=preference)
 
 
-def _endpoints_by_group(group_ids: set[int]) -> dict[int, tuple[EndpointPolicy, ...]]:
+def _endpoints_by_group(group_ids: set[int]) -> dict[int, tuple[tuple[int, EndpointPolicy], ...]]:
     from service.mesh.models import Endpoint
 
     in_groups = Endpoint.objects.filter(group_id__in=group_ids)
     metadata = dict(in_groups.exclude(metadata={}).values_list("pk", "metadata"))
-    found: dict[int, list[EndpointPolicy]] = {}
+    found: dict[int, list[tuple[int, EndpointPolicy]]] = {}
     rows = in_groups.order_by("group_id", "address", "port").values_list("pk", "group_id", "address", "port", "weight")
     for pk, group_id, address, port, weight in rows:
         found.setdefault(group_id, []).append(
-            EndpointPolicy(address, port, weight, freeze(metadata[pk]) if pk in metadata else EMPTY))
+            (pk, EndpointPolicy(address, port, weight, freeze(metadata[pk]) if pk in metadata else EMPTY)))
     return {group_id: tuple(items) for group_id, items in found.items()}
+
+
+def _verdicts(mesh) -> dict[int, dict[int, str]]:
+    """Service id -> endpoint id -> health, for the verdicts other than
+    UNKNOWN of the mesh's services' health checks, in one query. A verdict
+    of an endpoint the service does not use (its check is shared) is read
+    and never looked up."""
+    from service.health.models import Verdict
+
+    found: dict[int, dict[int, str]] = {}
+    rows = Verdict.objects.filter(health_check__backend_services__mesh=mesh).exclude(health=UNKNOWN).values_list(
+        "health_check__backend_services", "endpoint_id", "health")
+    for service_id, endpoint_id, health in rows:
+        found.setdefault(service_id, {})[endpoint_id] = health
+    return found
 
 
 def _routes(mesh) -> tuple[RoutePolicy, ...]:

@@ -64,7 +64,8 @@ class Replica:
         self.cache = SnapshotCache()
         self.orm = OrmPool(config.orm_threads)
         self.recorder = Recorder(self.orm, self.id)
-        sync_options = {"catch_up_every": settings.XDS_CATCH_UP_SEC, **(sync_options or {})}
+        sync_options = {"catch_up_every": settings.XDS_CATCH_UP_SEC, "readdress_every": settings.XDS_DNS_REFRESH_SEC,
+                        **(sync_options or {})}
         self.sync = PolicySync(self.cache, self.orm, **sync_options)
         verified = VerifiedCredentials(settings.XDS_VERIFIED_CREDENTIAL_MAX_AGE_SEC,
                                        Path(config.credentials_file) if config.credentials_file else None)

@@ -19,8 +19,29 @@ replica reads the revision of each mesh it holds, in one query, and
 refreshes those whose revision moved since the previous look (and those it
 looks at for the first time): a lost notice costs at most that much delay.
 
-Policy loads and translations run in the ORM pool, off the event loop; cache
-updates happen on the loop.
+Endpoint health is not policy: a verdict change arrives as an
+"endpoint-health" notice that carries the change itself, and a replica that
+holds the mesh's Translation applies it to the held policy
+(:meth:`MeshPolicy.with_endpoint_health`) and translates from the previous
+Translation, so only the named services' ClusterLoadAssignments are rebuilt
+and re-sent: nothing is read from the database. A replica that does not hold
+the mesh ignores the notice (its next load reads the verdicts). The work of a
+mesh is done one job at a time, so health and refreshes never interleave:
+health that arrives while a refresh runs is applied after it (the refresh may
+have read the verdicts before they changed); health that arrived before a
+refresh starts is dropped, as the refresh reads it or something newer from
+the database (a notice is published after its verdict commits).
+
+Endpoints given by host name are sent as the addresses the replica resolves
+them to (``resolve.py``): a load resolves the mesh's names (from the
+resolver's cache while fresh), and every `readdress_every` seconds
+(settings.XDS_DNS_REFRESH_SEC) each held mesh's names are looked up again, a
+mesh whose names now resolve differently being translated from its held
+Translation (only the ClusterLoadAssignments concerned change), as a job of
+its own in the same queue.
+
+Policy loads, lookups and translations run in the ORM pool, off the event
+loop; cache updates happen on the loop.
 """
 from __future__ import annotations
 
@@ -38,6 +59,8 @@ MeshKey = tuple[str, str]
 
 # Meshes whose revisions one query of the catch-up reads.
 REVISIONS_PER_QUERY = 500
+# The kind of a notice that carries endpoint health verdicts (ChangeNotice.endpoints).
+ENDPOINT_HEALTH = "endpoint-health"
 
 
 def load_and_translate(tenant: str, mesh: str, previous):
@@ -46,7 +69,32 @@ def load_and_translate(tenant: str, mesh: str, previous):
     from service.xds.translate import translate
 
     policy = load_policy(tenant, mesh)
-    return None if policy is None else translate(policy, previous)
+    return None if policy is None else translate(with_resolved_hostnames(policy), previous)
+
+
+def with_resolved_hostnames(policy):
+    """The policy with its host-name endpoints' addresses (resolve.py)."""
+    from service.xds.resolve import get_resolver
+
+    names = policy.hostnames()
+    return policy.with_addresses(get_resolver().resolve(names)) if names else policy
+
+
+def readdress(translation):
+    """DNS work of a periodic look (in a pool thread): the held Translation
+    with its host names resolved again, or None when they resolve as before."""
+    from service.xds.translate import translate
+
+    policy = with_resolved_hostnames(translation.policy)
+    return None if policy is translation.policy else translate(policy, translation)
+
+
+def with_endpoint_health(translation, changes):
+    """CPU work of a health notice (in a pool thread): the held Translation
+    with the endpoints' new health, from the previous one."""
+    from service.xds.translate import translate
+
+    return translate(translation.policy.with_endpoint_health(changes), translation)
 
 
 def current_revisions(mesh_keys: list[MeshKey]) -> dict[MeshKey, int]:
@@ -73,7 +121,8 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 
 class PolicySync:
     def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
-                 refresh=load_and_translate, snapshot=snapshot_for, revisions=current_revisions):
+                 readdress_every: float = 30.0, refresh=load_and_translate, snapshot=snapshot_for,
+                 revisions=current_revisions, health=with_endpoint_health, readdress=readdress):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
@@ -81,16 +130,24 @@ class PolicySync:
         self._refresh_fn = refresh
         self._snapshot_fn = snapshot
         self._revisions_fn = revisions
+        self._health_fn = health
+        self._readdress_fn = readdress
+        self.readdress_every = readdress_every
+        self._readdressing: asyncio.Task | None = None
         self._revisions_seen: dict[MeshKey, int | None] = {}
         self._catching_up: asyncio.Task | None = None
         self._translations: dict[MeshKey, object] = {}
+        # One job per mesh at a time: a refresh wanted, or health to apply.
         self._running: dict[MeshKey, asyncio.Task] = {}
-        self._again: set[MeshKey] = set()
+        self._stale: set[MeshKey] = set()
+        self._health: dict[MeshKey, list[tuple]] = {}
+        self._resolve: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
         self._subscribing: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.refreshes = 0  # completed refreshes, for tests and benchmarks
+        self.health_updates = 0  # health notices applied without a refresh, likewise
 
     async def start(self, bus) -> None:
         self._loop = asyncio.get_running_loop()
@@ -102,6 +159,7 @@ class PolicySync:
                            error, self.retry_after)
             self._subscribing = self._loop.create_task(self._subscribe_when_back(bus))
         self._catching_up = self._loop.create_task(self._catch_up_periodically())
+        self._readdressing = self._loop.create_task(self._readdress_periodically())
         self.resync()
 
     async def _subscribe(self, bus) -> None:
@@ -145,9 +203,18 @@ class PolicySync:
             if mesh_key not in seen or seen[mesh_key] != self._revisions_seen[mesh_key]:
                 self.refresh(mesh_key)
 
+    async def _readdress_periodically(self) -> None:
+        """Host names are looked up again every readdress_every seconds (the
+        resolver's cache keeps answers that long): a held mesh whose names now
+        resolve differently re-sends the ClusterLoadAssignments concerned."""
+        while not await self._stopped_within(self.readdress_every):
+            for mesh_key in list(self._translations):
+                self._resolve.add(mesh_key)
+                self._start(mesh_key)
+
     async def stop(self) -> None:
         self._stopping.set()
-        for task in (self._subscribing, self._catching_up):
+        for task in (self._subscribing, self._catching_up, self._readdressing):
             if task is not None:
                 await task  # ends within the bus's subscribe timeout, or the database's deadlines
         if self._subscription is not None:
@@ -163,15 +230,30 @@ class PolicySync:
             self.refresh(mesh_key)
 
     def _notice_from_any_thread(self, notice) -> None:
-        self._loop.call_soon_threadsafe(self._on_notice, (notice.tenant, notice.mesh))
+        self._loop.call_soon_threadsafe(self._on_change_notice, notice)
 
     def _reconnect_from_any_thread(self) -> None:
         logger.info("notice bus reconnected: refreshing every mesh served")
         self._loop.call_soon_threadsafe(self.resync)
 
+    def _on_change_notice(self, notice) -> None:
+        mesh_key = (notice.tenant, notice.mesh)
+        if notice.kinds == (ENDPOINT_HEALTH,) and notice.endpoints:
+            self._on_health(mesh_key, notice.endpoints)
+        else:  # policy, or health without the change itself: read it
+            self._on_notice(mesh_key)
+
     def _on_notice(self, mesh_key: MeshKey) -> None:
         if mesh_key in self._translations or mesh_key in self.cache.meshes():
             self.refresh(mesh_key)
+
+    def _on_health(self, mesh_key: MeshKey, endpoints) -> None:
+        """Apply the change to the held Translation, after the job in flight;
+        a mesh neither held nor being loaded is not this replica's concern."""
+        if mesh_key not in self._translations and mesh_key not in self._running:
+            return
+        self._health.setdefault(mesh_key, []).extend(endpoints)
+        self._start(mesh_key)
 
     def _on_missing(self, key: CacheKey) -> None:
         translation = self._translations.get(key.mesh_key)
@@ -181,20 +263,33 @@ class PolicySync:
             self.refresh(key.mesh_key)
 
     def refresh(self, mesh_key: MeshKey) -> None:
-        """Refresh the mesh now, or once more after the refresh in flight."""
-        if mesh_key in self._running:
-            self._again.add(mesh_key)
-            return
-        self._running[mesh_key] = asyncio.get_running_loop().create_task(self._refresh(mesh_key))
+        """Refresh the mesh now, or once more after the job in flight."""
+        self._stale.add(mesh_key)
+        self._start(mesh_key)
 
-    async def _refresh(self, mesh_key: MeshKey) -> None:
+    def _start(self, mesh_key: MeshKey) -> None:
+        if mesh_key not in self._running:
+            self._running[mesh_key] = asyncio.get_running_loop().create_task(self._work(mesh_key))
+
+    async def _work(self, mesh_key: MeshKey) -> None:
+        """The mesh's jobs, one at a time, until none is left: refreshes
+        first, then the health that arrived during them, then host names
+        looked up again."""
         try:
             while True:
-                self._again.discard(mesh_key)
-                if not await self._refresh_once(mesh_key):
-                    self._retry_later(mesh_key)
-                    return
-                if mesh_key not in self._again:
+                if mesh_key in self._stale:
+                    self._stale.discard(mesh_key)
+                    # What arrived before this refresh reads the database, the refresh reads.
+                    self._health.pop(mesh_key, None)
+                    if not await self._refresh_once(mesh_key):
+                        self._stale.discard(mesh_key)  # retried in retry_after, not at once
+                        self._retry_later(mesh_key)
+                elif mesh_key in self._health:
+                    await self._apply_health(mesh_key, self._health.pop(mesh_key))
+                elif mesh_key in self._resolve:
+                    self._resolve.discard(mesh_key)
+                    await self._apply(mesh_key, self._readdress_fn, "resolve the host names of")
+                else:
                     return
         finally:
             del self._running[mesh_key]
@@ -208,19 +303,46 @@ class PolicySync:
             logger.warning("could not refresh mesh %s/%s; serving its last snapshots", tenant, mesh, exc_info=True)
             return False
         self.refreshes += 1
+        self._install(mesh_key, translation)
+        return True
+
+    async def _apply_health(self, mesh_key: MeshKey, changes: list[tuple]) -> None:
+        if await self._apply(mesh_key, self._health_fn, "apply endpoint health to", changes):
+            self.health_updates += 1
+
+    async def _apply(self, mesh_key: MeshKey, change, what: str, *args) -> bool:
+        """Install ``change(held translation, *args)`` (in the pool) unless it is
+        None; False when there was nothing to change."""
+        previous = self._translations.get(mesh_key)
+        if previous is None:
+            return False  # the mesh went, or its load failed: the next load reads what changed
+        try:
+            translation = await self.orm.run(change, previous, *args)
+        except Exception:
+            # A bug, not an outage (no database): refresh from the database instead.
+            logger.exception("could not %s mesh %s/%s; refreshing it", what, *mesh_key)
+            self.refresh(mesh_key)
+            return False
+        if translation is None:
+            return False
+        self._install(mesh_key, translation)
+        return True
+
+    def _install(self, mesh_key: MeshKey, translation) -> None:
+        """Hold the mesh's new Translation and set the snapshot of each of its keys."""
+        tenant, mesh = mesh_key
         if not self.cache.watched_keys(tenant, mesh):
             self._translations.pop(mesh_key, None)  # its proxies left meanwhile
             self.cache.forget(tenant, mesh)
-            return True
+            return
         if translation is None:
             self._translations.pop(mesh_key, None)
             for key in self.cache.keys(tenant, mesh):
                 self.cache.set(key, Snapshot.of(()))  # the mesh is gone: nothing to serve
-            return True
+            return
         self._translations[mesh_key] = translation
         for key in self.cache.keys(tenant, mesh):
             self.cache.set(key, self._snapshot_fn(translation, key))
-        return True
 
     def _retry_later(self, mesh_key: MeshKey) -> None:
         self._loop.call_later(self.retry_after, self._on_notice, mesh_key)

@@ -30,10 +30,11 @@ these cannot collide with each other nor with what a gRPC client asks for)
     VirtualHost                      ``<kind>/<route>``
 
 Shapes
-    Clusters: EDS over ADS (``ads {}``, V3), or STRICT_DNS with the endpoints
-    inline for a service with host-name endpoints (EDS carries IPs only);
-    load-balancing policy, circuit breakers, outlier detection, HTTP/2 for
-    HTTP2 and GRPC services (``build/clusters.py``).
+    Clusters: EDS over ADS (``ads {}``, V3), also for a service with
+    host-name endpoints, whose addresses the replica resolved into the policy
+    (EDS carries IPs only; ``resolve.py``); load-balancing policy, circuit
+    breakers, outlier detection, HTTP/2 for HTTP2 and GRPC services
+    (``build/clusters.py``).
     Outbound listener: 127.0.0.1:<interception_port>, an HTTP connection
     manager with RDS over ADS and the fault, CORS and router filters; one
     virtual host per HTTP or gRPC route (``build/listeners.py``, ``build/routes.py``).
@@ -47,8 +48,7 @@ Localities
     objects). ClusterLoadAssignments depend on the proxy's (cloud, region):
     its own region is priority 0, other regions of its cloud next, other
     clouds after, PREFERRED backends before DEFAULT ones
-    (``build/endpoints.py``). A STRICT_DNS cluster carries its endpoints, so
-    it is per locality too.
+    (``build/endpoints.py``).
 """
 from __future__ import annotations
 
@@ -80,10 +80,9 @@ class _RouteResources:
 @dataclass(frozen=True, slots=True)
 class _ServiceResources:
     service: ServicePolicy
-    dns: bool
-    cluster: Resource | None  # None when it is per locality (STRICT_DNS)
+    cluster: Resource
     # (cloud, region) as Translation._told_apart has them -> its
-    # ClusterLoadAssignment, or its STRICT_DNS Cluster.
+    # ClusterLoadAssignment.
     # Filled lazily by snapshot(); shared by successive translations as long
     # as the service's endpoints do not change.
     by_locality: dict
@@ -128,7 +127,7 @@ class Translation:
         """What every locality's snapshot holds alike (gathered on first use)."""
         if self._shared is None:
             self._shared = (
-                *(s.cluster for s in self._services.values() if s.cluster is not None),
+                *(s.cluster for s in self._services.values()),
                 *self._outbound,
                 *(r for route in self._routes.values() for r in route.resources),
             )
@@ -138,15 +137,8 @@ class Translation:
         for entry in self._services.values():
             resource = entry.by_locality.get(key)
             if resource is None:
-                resource = entry.by_locality[key] = _locality_resource(entry, *key)
+                resource = entry.by_locality[key] = Resource.of(endpoints.load_assignment(entry.service, *key))
             yield resource
-
-
-def _locality_resource(entry: _ServiceResources, cloud: str | None, region: str | None) -> Resource:
-    assignment = endpoints.load_assignment(entry.service, cloud, region)
-    if entry.dns:
-        return Resource.of(clusters.cluster(entry.service, load_assignment=assignment))
-    return Resource.of(assignment)
 
 
 def translate(policy: MeshPolicy, previous: Translation | None = None) -> Translation:
@@ -214,17 +206,11 @@ def _name(service: ServicePolicy) -> str:
 
 
 def _service_resources(service: ServicePolicy, before: _ServiceResources | None) -> _ServiceResources:
-    dns = clusters.uses_dns(service)
-    same_cluster = (before is not None and before.dns == dns
-                    and _cluster_inputs(before.service) == _cluster_inputs(service))
+    same_cluster = before is not None and _cluster_inputs(before.service) == _cluster_inputs(service)
     same_endpoints = before is not None and _endpoint_inputs(before.service) == _endpoint_inputs(service)
-    if dns:
-        cluster = None
-        by_locality = before.by_locality if same_cluster and same_endpoints else {}
-    else:
-        cluster = before.cluster if same_cluster else Resource.of(clusters.cluster(service))
-        by_locality = before.by_locality if same_endpoints else {}
-    return _ServiceResources(service, dns, cluster, by_locality)
+    cluster = before.cluster if same_cluster else Resource.of(clusters.cluster(service))
+    by_locality = before.by_locality if same_endpoints else {}
+    return _ServiceResources(service, cluster, by_locality)
 
 
 # --- routes ------------------------------------------------------------------------------------------------------

@@ -90,3 +90,65 @@ def test_grpc_client_reaches_the_backend_its_route_selects_and_follows_a_change(
         return all(s["nack"] is None and s["version_acked"] == s["version_sent"] for s in status.values())
 
     wait_for(all_acked, timeout=5, what="the proxies API showing every type ACKed")
+
+
+def test_grpc_client_reaches_a_backend_given_by_host_name(api, mesh, token, replica, grpc_backend, grpc_client):
+    """gRPC refuses STRICT_DNS clusters and names in EDS: the replica resolves
+    the name (localhost -> 127.0.0.1) and sends the address in EDS."""
+    backend = grpc_backend("named")
+    group = endpoint_group("named", backend)
+    group["endpoints"] = [{"address": "localhost", "port": backend.port}]
+    create(api, "endpoint-groups", group)
+    create(api, "backend-services", service("named", mesh.name, "named", protocol="GRPC"))
+    create(api, "grpc-routes", {"name": "by-name", "meshes": [mesh.name], "hostnames": ["named.test"],
+                                "rules": [{"action": to("named")}]})
+    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
+                               node="named-client", token=token, cloud="aws", region="us-east-1", zone="us-east-1a")
+    client = grpc_client("xds:///named.test", grpc_bootstrap(options))
+
+    assert wait_for(lambda: client.call() == "named", timeout=20, what="the call reaching the backend by host name")
+
+    def all_acked():
+        status = proxy_status(api, "named-client", mesh.name)
+        assert set(status) == {"Listener", "RouteConfiguration", "Cluster", "ClusterLoadAssignment"}, status
+        return all(s["nack"] is None and s["version_acked"] == s["version_sent"] for s in status.values())
+
+    wait_for(all_acked, timeout=5, what="every type ACKed, the cluster and its endpoints too")
+
+
+def test_grpc_client_follows_endpoint_health_and_fails_open_when_all_are_unhealthy(
+        api, mesh, token, replica, grpc_backend, grpc_client):
+    """Verdicts arrive as endpoint-health notices (published here as the workers
+    publish them): gRPC stops calling an UNHEALTHY endpoint, and calls them all
+    again once every endpoint is UNHEALTHY (gRPC has no panic mode of its own)."""
+    from service.notices import ChangeNotice, get_bus
+
+    one, two = grpc_backend("one"), grpc_backend("two")
+    group = endpoint_group("pair", one)
+    group["endpoints"].append({"address": two.host, "port": two.port})
+    create(api, "endpoint-groups", group)
+    create(api, "backend-services", service("pair", mesh.name, "pair", protocol="GRPC"))
+    create(api, "grpc-routes", {"name": "pair", "meshes": [mesh.name], "hostnames": ["pair.test"],
+                                "rules": [{"action": to("pair")}]})
+    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
+                               node="pair-client", token=token, cloud="aws", region="us-east-1", zone="us-east-1a")
+    client = grpc_client("xds:///pair.test", grpc_bootstrap(options))
+    answers = set()
+    assert wait_for(lambda: answers.add(client.call()) or answers == {"one", "two"}, timeout=20,
+                    what="calls reaching both backends")
+
+    def verdicts(first, second):
+        get_bus().publish(ChangeNotice("acme", mesh.name, 1, ("endpoint-health",), (("backend-services", "pair"),),
+                                       (("pair", "pair", one.host, one.port, first),
+                                        ("pair", "pair", two.host, two.port, second))))
+
+    verdicts("UNHEALTHY", "HEALTHY")
+    elapsed = timed(lambda: all(client.call() == "two" for _ in range(10)), timeout=5,
+                    what="the UNHEALTHY endpoint left out")
+    print(f"gRPC client left the UNHEALTHY endpoint out {elapsed * 1000:.0f} ms after the notice")
+    assert all(client.call() == "two" for _ in range(20))
+
+    verdicts("UNHEALTHY", "UNHEALTHY")
+    answers.clear()
+    assert wait_for(lambda: answers.add(client.call()) or answers == {"one", "two"}, timeout=5,
+                    what="both endpoints called again, failing open")

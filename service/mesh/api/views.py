@@ -9,6 +9,8 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from service import sql
+from service.health.api.serializers import ServiceHealthSerializer
+from service.health.status import service_health
 from service.mesh import revisions
 from service.mesh import rollback as rollbacks
 from service.mesh.api import serializers as api
@@ -151,6 +153,14 @@ class EndpointGroupViewSet(PolicyViewSet):
 class BackendServiceViewSet(PolicyViewSet):
     queryset = BackendService.objects.select_related("mesh").prefetch_related("health_checks", "backends__endpoint_group")
     serializer_class = api.BackendServiceSerializer
+
+    @action(detail=True, methods=["get"], serializer_class=ServiceHealthSerializer)
+    def health(self, request, name=None):
+        """The service's health (Traffic Director's getHealth): each
+        endpoint's verdict, and per source region its state, last probe,
+        latency and error; and whether the service fails open (every
+        endpoint UNHEALTHY, so proxies get them all)."""
+        return Response(self.get_serializer(service_health(self.get_object())).data)
 
 
 class RouteViewSet(PolicyViewSet):

@@ -1,17 +1,16 @@
 """Backend service -> Cluster.
 
-Clusters take their endpoints from EDS over ADS (STRICT_DNS, endpoints
-inline, for a service with host-name endpoints). One Cluster serves Envoy and
+Clusters take their endpoints from EDS over ADS, also for a service with
+host-name endpoints: the replica resolves them and EDS sends the addresses
+(``service/xds/resolve.py``), since proxyless gRPC refuses STRICT_DNS clusters
+and nobody accepts a name in EDS. One Cluster serves Envoy and
 proxyless gRPC alike, so the load-balancing policy is said in a way both
 understand (see :func:`set_load_balancing`); localities are always weighted.
 """
 from __future__ import annotations
 
-import ipaddress
-
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, extension_pb2, protocol_pb2
-from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.load_balancing_policies.common.v3 import common_pb2 as lb_common_pb2
 from envoy.extensions.load_balancing_policies.least_request.v3 import least_request_pb2
 from envoy.extensions.load_balancing_policies.maglev.v3 import maglev_pb2
@@ -29,35 +28,15 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 HTTP2_PROTOCOLS = ("HTTP2", "GRPC")
 
 
-def uses_dns(service: ServicePolicy) -> bool:
-    """EDS carries IP addresses only; a service with a host-name endpoint is a
-    STRICT_DNS cluster with its endpoints inline instead."""
-    return any(not _is_ip(endpoint.address) for backend in service.backends for endpoint in backend.endpoints)
-
-
-def _is_ip(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
-
-
-def cluster(service: ServicePolicy,
-            load_assignment: endpoint_pb2.ClusterLoadAssignment | None = None) -> cluster_pb2.Cluster:
-    """The service's Cluster: EDS over ADS, or STRICT_DNS carrying
-    ``load_assignment`` when the service has host-name endpoints."""
+def cluster(service: ServicePolicy) -> cluster_pb2.Cluster:
+    """The service's Cluster: EDS over ADS."""
     message = cluster_pb2.Cluster(
         name=cluster_name(service.name),
         connect_timeout=duration(CONNECT_TIMEOUT_SEC),
+        type=cluster_pb2.Cluster.EDS,
     )
     set_load_balancing(message, service)
-    if load_assignment is None:
-        message.type = cluster_pb2.Cluster.EDS
-        message.eds_cluster_config.eds_config.CopyFrom(ADS)
-    else:
-        message.type = cluster_pb2.Cluster.STRICT_DNS
-        message.load_assignment.CopyFrom(load_assignment)
+    message.eds_cluster_config.eds_config.CopyFrom(ADS)
     if service.circuit_breakers:
         message.circuit_breakers.CopyFrom(circuit_breakers(service.circuit_breakers))
     if service.outlier_detection:

@@ -2,12 +2,13 @@
 from terraform.provider import schema as s
 from terraform.provider.resource import ApiResource
 
-PORT = "The port probed on each endpoint."
+PORT = ("The port probed on every endpoint (1 to 65535). Left out, each endpoint is probed on its own port "
+        "(the one traffic goes to).")
 
 
 def http_probe(scheme: str):
     return (
-        s.number("port", PORT, required=True),
+        s.number("port", PORT),
         s.string("request_path", f"The path of the {scheme} request.", default="/"),
         s.string("host", "The Host header to send (default: the endpoint's address)."),
         s.string("response", "A substring the response body must contain for the endpoint to count as healthy."),
@@ -32,15 +33,19 @@ class HealthCheck(ApiResource):
                                     "aggregates them. Empty: the deployment's default probing regions.",
                   default=[]),
         s.single("http_health_check", "Probe with an HTTP/1.1 GET; 2xx is healthy.", http_probe("HTTP")),
-        s.single("https_health_check", "Probe with an HTTPS GET; 2xx is healthy.", http_probe("HTTPS")),
+        s.single("https_health_check", "Probe with an HTTPS GET; 2xx is healthy.", (
+            *http_probe("HTTPS"),
+            s.boolean("verify_tls", "Verify the endpoint's TLS certificate; left out or false, any certificate is "
+                                    "accepted, as Envoy's and GCP's health checks do."),
+        )),
         s.single("http2_health_check", "Probe with an HTTP/2 GET; 2xx is healthy.", http_probe("HTTP/2")),
         s.single("tcp_health_check", "Probe by opening a TCP connection, optionally exchanging bytes.", (
-            s.number("port", PORT, required=True),
+            s.number("port", PORT),
             s.string("request", "Bytes to send once connected."),
             s.string("response", "Bytes the endpoint's reply must contain."),
         )),
         s.single("grpc_health_check", "Probe with the gRPC health checking protocol (grpc.health.v1).", (
-            s.number("port", PORT, required=True),
+            s.number("port", PORT),
             s.string("grpc_service_name", "The service name to ask about; empty asks about the server as a whole."),
         )),
         s.ETAG,

@@ -36,7 +36,10 @@ def test_example_mesh_applies_updates_imports_and_destroys(workspace, api):
     assert weights(route) == {"storefront": 90, "storefront-canary": 10}
     group = api.get("/api/v1/endpoint-groups/storefront-europe-west1").json()
     assert group["locality"] == {"cloud": "gcp", "region": "europe-west1", "zone": "europe-west1-b"}
-    assert group["endpoints"] == [{"address": "10.20.0.11", "port": 8080, "weight": 1, "metadata": {"pool": "blue"}}]
+    # Each endpoint shows its verdict under the health check of the services using its group (never probed here).
+    assert group["endpoints"] == [{"address": "10.20.0.11", "port": 8080, "weight": 1, "metadata": {"pool": "blue"},
+                                   "health": [{"health_check": "storefront-http", "health": "UNKNOWN",
+                                               "changed_at": None}]}]
     bootstrap = json.loads(ws.run("output", "-raw", "envoy_bootstrap").stdout)
     assert bootstrap["node"]["id"] == f"tenants/{api.tenant.name}/meshes/shop/nodes/storefront-1"
 

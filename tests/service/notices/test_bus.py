@@ -78,6 +78,8 @@ def boom(n: ChangeNotice) -> None:
         notice(resources=()),
         notice(revision=0, kinds=()),
         notice(tenant="tenant-ü", mesh='m "quoted" \\ 雪', revision=2**62),
+        ChangeNotice("acme", "prod", 7, ("endpoint-health",), (("backend-services", "web"),),
+                     (("web", "g1", "10.0.0.1", 8080, "UNHEALTHY"), ("web", "g1", "db.internal", 80, "HEALTHY"))),
     ],
 )
 def test_json_round_trip_is_exact(n):
@@ -125,6 +127,9 @@ def test_from_json_ignores_unknown_fields():
         '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"resources":[["k","n","x"]]}',
         '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"resources":[["k",2]]}',
         '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"resources":{"k":"n"}}',
+        '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"endpoints":[["s","g","10.0.0.1",80]]}',
+        '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"endpoints":[["s","g","10.0.0.1","80","HEALTHY"]]}',
+        '{"tenant":"a","mesh":"m","revision":1,"kinds":[],"endpoints":[["s","g","10.0.0.1",80,"SICK"]]}',
         b"\xff\xfe",
     ],
 )

@@ -27,6 +27,9 @@ class HandTranslations:
     def snapshot(self, translation, key):
         return translation
 
+    def readdress(self, translation):
+        return None  # no host names to look up again
+
 
 @pytest.fixture
 def hand():
@@ -41,7 +44,8 @@ def start_replica(hand):
 
     def start(name="r1", **config):
         thread = ReplicaThread(ReplicaConfig(port=0, replica=name, **config),
-                               sync_options={"refresh": hand.refresh, "snapshot": hand.snapshot})
+                               sync_options={"refresh": hand.refresh, "snapshot": hand.snapshot,
+                                                             "readdress": hand.readdress})
         replica = thread.start()
         started.append(thread)
         return replica

@@ -1,5 +1,8 @@
+from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 
+from service.health.api.serializers import EndpointVerdictSerializer
+from service.health.status import attach_endpoint_verdicts
 from service.mesh import validation
 from service.mesh.api.serializers.base import Block, PolicySerializer
 from service.mesh.models import Endpoint, EndpointGroup
@@ -24,10 +27,17 @@ class EndpointSerializer(serializers.ModelSerializer):
     port = serializers.IntegerField(validators=[validation.port])
     weight = serializers.IntegerField(default=1, min_value=1, max_value=MAX_ENDPOINT_WEIGHT)
     metadata = serializers.DictField(required=False, default=dict, validators=[small_metadata])
+    # The workers' verdicts (service.health.status), shown where they were
+    # attached: not policy, so no part of the content hash (policy_body).
+    health = EndpointVerdictSerializer(
+        source="verdicts", many=True, read_only=True,
+        help_text="Read-only: the endpoint's verdict under each health check of the backend services that use "
+                  "the group (UNKNOWN until probed). Ignored in writes.",
+    )
 
     class Meta:
         model = Endpoint
-        fields = ["address", "port", "weight", "metadata"]
+        fields = ["address", "port", "weight", "metadata", "health"]
 
     def to_internal_value(self, data):
         return dict(super().to_internal_value(data))
@@ -74,6 +84,13 @@ class Scaler(Block):
     webhook = Webhook(required=False)
 
 
+class EndpointGroupListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        page = list(data)
+        attach_endpoint_verdicts(page)  # the same few queries for the whole page
+        return super().to_representation(page)
+
+
 class EndpointGroupSerializer(PolicySerializer):
     locality = Locality(source="*", required=False)
     max_rate_per_endpoint = serializers.FloatField(required=False, allow_null=True, min_value=0.001)
@@ -90,10 +107,45 @@ class EndpointGroupSerializer(PolicySerializer):
             + ["locality", "max_rate_per_endpoint", "capacity_scaler", "scaler", "endpoints"]
             + PolicySerializer.metadata_fields
         )
+        list_serializer_class = EndpointGroupListSerializer
+
+    def to_representation(self, group):
+        if "endpoints" not in self.omitted and not verdicts_attached(group):
+            attach_endpoint_verdicts([group])
+        return super().to_representation(group)
+
+    def policy_body(self, representation: dict) -> dict:
+        """Without the endpoints' verdicts: a verdict changes no ETag and
+        makes no revision."""
+        body = super().policy_body(representation)
+        if "endpoints" in body:
+            body["endpoints"] = [
+                {key: value for key, value in endpoint.items() if key != "health"} for endpoint in body["endpoints"]
+            ]
+        return body
 
     def save_links(self, group, endpoints):
-        group.endpoints.all().delete()
+        """Make the group's endpoints exactly `endpoints`. The ones it keeps
+        (by address and port) keep their rows, and with them the workers'
+        verdicts: a write that keeps an endpoint does not make it UNKNOWN."""
+        prefetch_related_objects([group], "endpoints")
+        wanted = {endpoint_key(endpoint) for endpoint in endpoints}
+        gone = [endpoint.pk for endpoint in group.endpoints.all() if stored_key(endpoint) not in wanted]
+        if gone:
+            Endpoint.objects.filter(pk__in=gone).delete()
         attach_endpoints(group, endpoints)
+        group.refresh_from_db(fields=["endpoints"])  # forgets the prefetched endpoints, which changed
+
+
+def stored_key(endpoint: Endpoint) -> str:
+    return endpoint_key({"address": endpoint.address, "port": endpoint.port})
+
+
+def verdicts_attached(group) -> bool:
+    """Whether the group's endpoints carry their verdicts already (the
+    list serializer attached them for its page)."""
+    prefetch_related_objects([group], "endpoints")
+    return all(hasattr(endpoint, "verdicts") for endpoint in group.endpoints.all())
 
 
 def attach_endpoints(group, endpoints):

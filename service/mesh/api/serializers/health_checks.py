@@ -6,22 +6,40 @@ from service.mesh.models import HealthCheck
 from service.mesh.models.health_checks import PROTOCOL_BLOCKS
 
 
+def probed_port():
+    """The port probed: this one on every endpoint, or, left out, each
+    endpoint's own serving port (GCP's USE_SERVING_PORT)."""
+    return serializers.IntegerField(
+        required=False, validators=[validation.port],
+        help_text="The port probed on every endpoint; left out, each endpoint's own port.",
+    )
+
+
 class HttpHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     request_path = serializers.CharField(default="/", validators=[validation.full_path])
     host = serializers.CharField(required=False, validators=[validation.route_hostname])
     # A substring the response body must contain to count as healthy.
     response = serializers.CharField(required=False, max_length=1024)
 
 
+class HttpsHealthCheck(HttpHealthCheck):
+    # Left out: the endpoint's certificate is not checked (as Envoy's and
+    # GCP's health checks do not): endpoints often serve self-signed ones.
+    verify_tls = serializers.BooleanField(
+        required=False, help_text="Verify the endpoint's TLS certificate; left out or false, any certificate "
+                                  "is accepted.",
+    )
+
+
 class TcpHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     request = serializers.CharField(required=False, max_length=1024)
     response = serializers.CharField(required=False, max_length=1024)
 
 
 class GrpcHealthCheck(Block):
-    port = serializers.IntegerField(validators=[validation.port])
+    port = probed_port()
     grpc_service_name = serializers.CharField(required=False, allow_blank=True, max_length=1024)
 
 
@@ -38,7 +56,7 @@ class HealthCheckSerializer(PolicySerializer):
         validators=[lambda items: validation.unique(items, str, "region")],
     )
     http_health_check = HttpHealthCheck(required=False, allow_null=True)
-    https_health_check = HttpHealthCheck(required=False, allow_null=True)
+    https_health_check = HttpsHealthCheck(required=False, allow_null=True)
     http2_health_check = HttpHealthCheck(required=False, allow_null=True)
     tcp_health_check = TcpHealthCheck(required=False, allow_null=True)
     grpc_health_check = GrpcHealthCheck(required=False, allow_null=True)
@@ -53,7 +71,7 @@ class HealthCheckSerializer(PolicySerializer):
         )
 
     def validate(self, attrs):
-        present = [name for name in PROTOCOL_BLOCKS if attrs.get(name)]
+        present = [name for name in PROTOCOL_BLOCKS if attrs.get(name) is not None]  # {} is a block: all defaults
         if len(present) != 1:
             raise serializers.ValidationError(
                 f"Set exactly one of {', '.join(PROTOCOL_BLOCKS)}; this sets {len(present)}.", code="protocol_block"

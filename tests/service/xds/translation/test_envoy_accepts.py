@@ -88,15 +88,16 @@ def envoy_validate(bootstrap, tmp_path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def snapshot(full_policy):
-    return translate(full_policy).snapshot(ProxyLocality("aws", "us-east-1", "us-east-1a"))
+    resolved = full_policy.with_addresses({"api.partner.example.com": ("192.0.2.1", "2001:db8::1")})
+    return translate(resolved).snapshot(ProxyLocality("aws", "us-east-1", "us-east-1a"))
 
 
 def test_envoy_accepts_a_full_featured_translation(snapshot, tmp_path):
     bootstrap = static_bootstrap(snapshot)
-    # Every kind of resource is in it, including a DNS cluster and API listeners.
-    assert {c.type for c in bootstrap.static_resources.clusters} == {
-        cluster_pb2.Cluster.EDS, cluster_pb2.Cluster.STATIC, cluster_pb2.Cluster.STRICT_DNS}
-    assert "eds/web" in {c.name for c in bootstrap.static_resources.clusters}
+    # Every kind of resource is in it, including API listeners and the
+    # endpoints of a host name, resolved (every cluster is EDS).
+    assert {c.type for c in bootstrap.static_resources.clusters} == {cluster_pb2.Cluster.EDS, cluster_pb2.Cluster.STATIC}
+    assert {"eds/web", "eds/partner"} <= {c.name for c in bootstrap.static_resources.clusters}
     assert {"outbound/m1/15001", "tcp/m1/5432", "greeter.example.com"} <= {
         listener.name for listener in bootstrap.static_resources.listeners}
     result = envoy_validate(bootstrap, tmp_path)

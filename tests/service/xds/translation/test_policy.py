@@ -76,3 +76,82 @@ def test_reads_in_one_transaction_of_its_own(api):
     policy = load_policy("acme", "m1")
     assert [s.name for s in policy.services] == ["m1-api", "m1-web"]
     assert load_policy("acme", "m1") == policy
+
+
+# --- endpoint health: the verdicts of each service's own health check ----------------------------------------------
+
+
+def verdict(tenant, check, group, address, health):
+    from service.health.models import Verdict
+    from service.mesh.models import Endpoint, HealthCheck
+
+    Verdict.objects.create(tenant=tenant, health_check=HealthCheck.objects.get(tenant=tenant, name=check),
+                           endpoint=Endpoint.objects.get(tenant=tenant, group__name=group, address=address),
+                           health=health)
+
+
+def shared_group_mesh(api, services=("one", "two", "bare")):
+    """Services sharing one endpoint group, each but the last with its own health check."""
+    post(api, "meshes", {"name": "m1"})
+    post(api, "endpoint-groups", group("g", "aws", "us-east-1", "a", "10.0.0.1", "10.0.0.2", "10.0.0.3"))
+    for name in services[:-1]:
+        post(api, "health-checks", {"name": f"hc-{name}", "tcp_health_check": {"port": 8080}})
+        post(api, "backend-services", {"name": name, "mesh": "m1", "health_checks": [f"hc-{name}"],
+                                       "backends": [{"endpoint_group": "g"}]})
+    post(api, "backend-services", {"name": services[-1], "mesh": "m1", "backends": [{"endpoint_group": "g"}]})
+
+
+def healths(policy):
+    return {s.name: [e.health for b in s.backends for e in b.endpoints] for s in policy.services}
+
+
+@pytest.mark.django_db
+def test_endpoints_carry_the_verdicts_of_their_services_own_health_check(api, tenant):
+    shared_group_mesh(api)
+    verdict(tenant, "hc-one", "g", "10.0.0.1", "UNHEALTHY")
+    verdict(tenant, "hc-one", "g", "10.0.0.2", "HEALTHY")
+    verdict(tenant, "hc-two", "g", "10.0.0.1", "HEALTHY")
+    verdict(tenant, "hc-two", "g", "10.0.0.2", "UNKNOWN")  # a verdict may be UNKNOWN too
+    assert healths(load_policy("acme", "m1")) == {
+        "one": ["UNHEALTHY", "HEALTHY", "UNKNOWN"],  # 10.0.0.3 was never probed
+        "two": ["HEALTHY", "UNKNOWN", "UNKNOWN"],
+        "bare": ["UNKNOWN", "UNKNOWN", "UNKNOWN"],  # no health check: no verdict applies
+    }
+
+
+@pytest.mark.django_db
+def test_verdicts_of_another_mesh_or_tenant_do_not_leak_in(api, other_api, tenant):
+    shared_group_mesh(api)
+    post(api, "meshes", {"name": "m2"})
+    post(api, "backend-services", {"name": "elsewhere", "mesh": "m2", "health_checks": ["hc-one"],
+                                   "backends": [{"endpoint_group": "g"}]})
+    shared_group_mesh(other_api)
+    from service.tenants.models import Tenant
+    verdict(Tenant.objects.get(name="globex"), "hc-one", "g", "10.0.0.1", "UNHEALTHY")
+    assert set(map(tuple, healths(load_policy("acme", "m1")).values())) == {("UNKNOWN",) * 3}
+    verdict(tenant, "hc-one", "g", "10.0.0.3", "UNHEALTHY")
+    assert healths(load_policy("acme", "m2"))["elsewhere"] == ["UNKNOWN", "UNKNOWN", "UNHEALTHY"]
+    assert healths(load_policy("globex", "m1"))["one"] == ["UNHEALTHY", "UNKNOWN", "UNKNOWN"]
+
+
+@pytest.mark.django_db
+def test_verdicts_cost_one_query_for_the_mesh_not_one_per_service(api, tenant, django_assert_num_queries):
+    """The budget: the queries of load_policy do not grow with the mesh."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    shared_group_mesh(api)
+    verdict(tenant, "hc-one", "g", "10.0.0.1", "UNHEALTHY")
+    with CaptureQueriesContext(connection) as captured:
+        load_policy("acme", "m1")
+    small = captured.captured_queries
+    assert small
+    for i in range(6):
+        post(api, "health-checks", {"name": f"hc-more{i}", "tcp_health_check": {"port": 8080}})
+        post(api, "backend-services", {"name": f"more{i}", "mesh": "m1", "health_checks": [f"hc-more{i}"],
+                                       "backends": [{"endpoint_group": "g"}]})
+        verdict(tenant, f"hc-more{i}", "g", "10.0.0.2", "HEALTHY")
+    with django_assert_num_queries(len(small)):
+        policy = load_policy("acme", "m1")
+    assert healths(policy)["more5"] == ["UNKNOWN", "HEALTHY", "UNKNOWN"]
+    assert sum("health_verdict" in query["sql"] for query in small) == 1

@@ -136,13 +136,20 @@ def test_upstream_http_protocol_follows_the_service(full_policy):
     assert key not in get(snapshot, CLUSTER, "web-canary").typed_extension_protocol_options
 
 
-def test_a_service_with_host_name_endpoints_is_a_dns_cluster_carrying_them(full_policy):
-    snapshot = snapshot_of(full_policy)
-    partner = get(snapshot, CLUSTER, "partner")
-    assert partner.type == cluster_pb2.Cluster.STRICT_DNS
-    address = partner.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
-    assert (address.address, address.port_value) == ("api.partner.example.com", 8080)
-    assert "partner" not in snapshot.resources[ENDPOINT]
+def test_a_service_with_host_name_endpoints_is_an_eds_cluster_sent_the_addresses_resolved(full_policy):
+    """EDS carries IP addresses only (Envoy and proxyless gRPC refuse a name
+    there, and gRPC refuses STRICT_DNS clusters): the replica resolves names
+    into the policy, and each address is one endpoint, the name its hostname."""
+    assert get(snapshot_of(full_policy), CLUSTER, "partner").type == cluster_pb2.Cluster.EDS
+    assert get(snapshot_of(full_policy), ENDPOINT, "partner").endpoints == []  # not resolved (yet): nothing to send
+    assert full_policy.hostnames() == {"api.partner.example.com"}
+    resolved = full_policy.with_addresses({"api.partner.example.com": ("192.0.2.1", "192.0.2.2")})
+    sent = [e for locality in get(snapshot_of(resolved), ENDPOINT, "partner").endpoints
+            for e in locality.lb_endpoints]
+    assert [(e.endpoint.address.socket_address.address, e.endpoint.address.socket_address.port_value,
+             e.endpoint.hostname, e.load_balancing_weight.value) for e in sent] == [
+        ("192.0.2.1", 8080, "api.partner.example.com", 1), ("192.0.2.2", 8080, "api.partner.example.com", 1)]
+    assert full_policy.with_addresses({"api.partner.example.com": ()}) is full_policy  # as before: the same value
 
 
 # --- endpoints and locality ----------------------------------------------------------------------------------------

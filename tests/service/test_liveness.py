@@ -26,13 +26,13 @@ def test_readyz_checks_the_database_and_the_notice_bus(db, anonymous):
 
 
 def test_readyz_is_503_when_the_notice_bus_is_down(db, anonymous, monkeypatch):
-    from service import health
+    from service import liveness
 
     class DeadBus:
         def ping(self):
             raise ConnectionError("down")
 
-    monkeypatch.setattr(health, "get_bus", lambda: DeadBus())
+    monkeypatch.setattr(liveness, "get_bus", lambda: DeadBus())
     response = anonymous.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
