@@ -61,6 +61,15 @@ def replica(start_replica):
 
 
 @pytest.fixture
+def translating_replica():
+    """A replica that translates the stored policy (no hand-made snapshots)."""
+    thread = ReplicaThread(ReplicaConfig(port=0, replica="real"))
+    replica = thread.start()
+    yield replica
+    thread.stop()
+
+
+@pytest.fixture
 def channels():
     opened = []
 

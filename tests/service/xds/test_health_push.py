@@ -7,19 +7,10 @@ from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from service.notices import ChangeNotice, get_bus
-from service.xds.replica import ReplicaConfig, ReplicaThread
 from service.xds.snapshot import CLUSTER, ENDPOINT
 from tests.service.xds.conftest import node, sotw_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def translating_replica():
-    thread = ReplicaThread(ReplicaConfig(port=0, replica="real"))
-    replica = thread.start()
-    yield replica
-    thread.stop()
 
 
 @pytest.fixture

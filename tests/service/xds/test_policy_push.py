@@ -5,19 +5,10 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from service.dev import demo_policy
-from service.xds.replica import ReplicaConfig, ReplicaThread
 from service.xds.snapshot import CLUSTER, ENDPOINT
 from tests.service.xds.conftest import node, sotw_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def translating_replica():
-    thread = ReplicaThread(ReplicaConfig(port=0, replica="real"))
-    replica = thread.start()
-    yield replica
-    thread.stop()
 
 
 @pytest.fixture

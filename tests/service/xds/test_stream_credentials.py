@@ -3,7 +3,6 @@ enforced at connect, across replicas; a revoked node token's ADS and LRS
 streams and a revoked API key's CSDS streams are ended within a few seconds,
 and the token or key opens no new stream meanwhile."""
 import queue
-import threading
 import time
 
 import grpc
@@ -14,7 +13,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from service.xds.models import Proxy
 from service.xds.snapshot import CLUSTER
-from tests.service.xds.conftest import eventually, node, sotw_request
+from tests.service.xds.conftest import Stream, eventually, node, sotw_request
 from tests.service.xds.resources import mesh_snapshot
 from tests.service.xds.test_server import expect_refusal
 
@@ -79,30 +78,13 @@ def test_a_proxy_that_left_makes_room_for_a_new_one(api, token, replica, channel
     served(connect(streams, channel, token, "n2"))
 
 
-class CsdsStream:
-    """A CSDS stream driven from the test."""
+def csds_stream(channel, key) -> Stream:
+    stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
+    return Stream(stub.StreamClientStatus, (("authorization", f"Bearer {key}"),))
 
-    def __init__(self, channel, key):
-        self._requests = queue.Queue()
-        self._responses = queue.Queue()
-        stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
-        self.call = stub.StreamClientStatus(iter(self._requests.get, None),
-                                            metadata=(("authorization", f"Bearer {key}"),))
-        threading.Thread(target=self._read, daemon=True).start()
 
-    def _read(self):
-        try:
-            for response in self.call:
-                self._responses.put(response)
-        except grpc.RpcError as error:
-            self._responses.put(error)
-
-    def ask(self):
-        self._requests.put(csds_pb2.ClientStatusRequest())
-        return self._responses.get(timeout=10)
-
-    def ended(self, timeout):
-        return self._responses.get(timeout=timeout)
+def ask(stream: Stream):
+    return stream.send(csds_pb2.ClientStatusRequest()).recv()
 
 
 def open_lrs(channel, token):
@@ -141,14 +123,15 @@ def test_a_revoked_node_token_ends_its_ads_and_lrs_streams_and_opens_no_new_one(
 def test_a_revoked_api_key_ends_its_csds_streams(api, client_for, token, replica, channels):
     key = client_for(api.tenant, name="observer").key
     channel = channels(replica)
-    observer, owner = CsdsStream(channel, key), CsdsStream(channel, api.key)
-    assert isinstance(observer.ask(), csds_pb2.ClientStatusResponse)
-    assert isinstance(owner.ask(), csds_pb2.ClientStatusResponse)
+    observer, owner = csds_stream(channel, key), csds_stream(channel, api.key)
+    assert isinstance(ask(observer), csds_pb2.ClientStatusResponse)
+    assert isinstance(ask(owner), csds_pb2.ClientStatusResponse)
     assert api.delete("/api/v1/api-keys/observer").status_code == 204
-    ended = observer.ended(timeout=REVOKED_WITHIN)
-    assert isinstance(ended, grpc.RpcError) and ended.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert "API key has been revoked" in ended.details()
-    assert isinstance(owner.ask(), csds_pb2.ClientStatusResponse)  # another key's stream goes on
+    with pytest.raises(grpc.RpcError) as ended:
+        observer.recv(timeout=REVOKED_WITHIN)
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "API key has been revoked" in ended.value.details()
+    assert isinstance(ask(owner), csds_pb2.ClientStatusResponse)  # another key's stream goes on
     with pytest.raises(grpc.RpcError) as refused:
         csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel).FetchClientStatus(
             csds_pb2.ClientStatusRequest(), metadata=(("authorization", f"Bearer {key}"),))
