@@ -15,9 +15,14 @@ every held mesh, as on a reconnect.
 A notice can also be lost without a reconnect: a Redis that hangs for a few
 seconds fails the publisher's PUBLISH, while the subscription's connection
 survives. So every `catch_up_every` seconds (settings.XDS_CATCH_UP_SEC) the
-replica reads the revision of each mesh it holds, in one query, and
-refreshes those whose revision moved since the previous look (and those it
-looks at for the first time): a lost notice costs at most that much delay.
+replica reads the mark of each mesh it holds, in one query, and refreshes
+those whose mark moved since the previous look (and those it looks at for the
+first time): a lost notice costs at most that much delay. A mesh's mark is
+its revision (policy) and the sum of the change times of the verdicts of its
+services' health checks (a verdict makes no revision). Every verdict change
+moves its row's time forward, so it moves the sum whatever order the
+workers' transactions commit in (a maximum would not move for a verdict
+stamped before another and committed after it).
 
 Endpoint health is not policy: a verdict change arrives as an
 "endpoint-health" notice that carries the change itself, and a replica that
@@ -47,6 +52,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import NamedTuple
+
+from django.db.models import FloatField, Func, OuterRef, Q, Subquery, Sum
 
 from service.notices import NoticeBusError
 from service.xds.cache import CacheKey, SnapshotCache
@@ -57,8 +65,8 @@ logger = logging.getLogger("service.xds")
 
 MeshKey = tuple[str, str]
 
-# Meshes whose revisions one query of the catch-up reads.
-REVISIONS_PER_QUERY = 500
+# Meshes whose marks one query of the catch-up reads.
+MARKS_PER_QUERY = 500
 # The kind of a notice that carries endpoint health verdicts (ChangeNotice.endpoints).
 ENDPOINT_HEALTH = "endpoint-health"
 
@@ -97,19 +105,41 @@ def with_endpoint_health(translation, changes):
     return translate(translation.policy.with_endpoint_health(changes), translation)
 
 
-def current_revisions(mesh_keys: list[MeshKey]) -> dict[MeshKey, int]:
-    """The stored revision of each of these meshes (in a pool thread); a mesh gone is left out."""
-    from django.db.models import Q
+class Mark(NamedTuple):
+    """What moves when a mesh's proxies need something new from the database."""
 
+    revision: int
+    # The sum of the change times (epoch seconds) of the verdicts of the
+    # mesh's services' health checks; None when there is no verdict.
+    verdicts: float | None
+
+
+class Epoch(Func):
+    """A timestamp as seconds since the epoch (exact on Postgres: numeric)."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, template="(julianday(%(expressions)s) - 2440587.5) * 86400.0",
+                              **extra_context)
+
+
+def current_marks(mesh_keys: list[MeshKey]) -> dict[MeshKey, Mark]:
+    """The mark of each of these meshes (in a pool thread), 500 meshes a query; a mesh gone is left out."""
+    from service.health.models import Verdict
     from service.mesh.models import Mesh
 
+    verdicts = (Verdict.objects.filter(health_check__backend_services__mesh=OuterRef("pk")).order_by()
+                .values("health_check__backend_services__mesh").annotate(mark=Sum(Epoch("changed_at"))).values("mark"))
     found = {}
-    for start in range(0, len(mesh_keys), REVISIONS_PER_QUERY):
+    for start in range(0, len(mesh_keys), MARKS_PER_QUERY):
         wanted = Q()
-        for tenant, mesh in mesh_keys[start:start + REVISIONS_PER_QUERY]:
+        for tenant, mesh in mesh_keys[start:start + MARKS_PER_QUERY]:
             wanted |= Q(tenant__name=tenant, name=mesh)
-        rows = Mesh.objects.filter(wanted).values_list("tenant__name", "name", "revision")
-        found.update(((tenant, mesh), revision) for tenant, mesh, revision in rows)
+        rows = (Mesh.objects.filter(wanted).annotate(verdicts=Subquery(verdicts))
+                .values_list("tenant__name", "name", "revision", "verdicts"))
+        found.update(((tenant, mesh), Mark(revision, marked)) for tenant, mesh, revision, marked in rows)
     return found
 
 
@@ -122,19 +152,19 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 class PolicySync:
     def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
                  readdress_every: float = 30.0, refresh=load_and_translate, snapshot=snapshot_for,
-                 revisions=current_revisions, health=with_endpoint_health, readdress=readdress):
+                 marks=current_marks, health=with_endpoint_health, readdress=readdress):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
         self.catch_up_every = catch_up_every
         self._refresh_fn = refresh
         self._snapshot_fn = snapshot
-        self._revisions_fn = revisions
+        self._marks_fn = marks
         self._health_fn = health
         self._readdress_fn = readdress
         self.readdress_every = readdress_every
         self._readdressing: asyncio.Task | None = None
-        self._revisions_seen: dict[MeshKey, int | None] = {}
+        self._marks_seen: dict[MeshKey, Mark | None] = {}
         self._catching_up: asyncio.Task | None = None
         self._translations: dict[MeshKey, object] = {}
         # One job per mesh at a time: a refresh wanted, or health to apply.
@@ -190,17 +220,17 @@ class PolicySync:
             await self.catch_up()
 
     async def catch_up(self) -> None:
-        """Refresh each held mesh whose stored revision moved since the last look, or that is new to it."""
+        """Refresh each held mesh whose mark (revision, verdicts) moved since the last look, or that is new to it."""
         held = sorted(self.cache.meshes() | set(self._translations))
         try:
-            revisions = await self.orm.run(self._revisions_fn, held)
+            marks = await self.orm.run(self._marks_fn, held)
         except Exception:
-            logger.warning("could not read the revisions of the meshes served; looking again in %gs",
+            logger.warning("could not read the marks of the meshes served; looking again in %gs",
                            self.catch_up_every, exc_info=True)
             return
-        seen, self._revisions_seen = self._revisions_seen, {key: revisions.get(key) for key in held}
+        seen, self._marks_seen = self._marks_seen, {key: marks.get(key) for key in held}
         for mesh_key in held:
-            if mesh_key not in seen or seen[mesh_key] != self._revisions_seen[mesh_key]:
+            if mesh_key not in seen or seen[mesh_key] != self._marks_seen[mesh_key]:
                 self.refresh(mesh_key)
 
     async def _readdress_periodically(self) -> None:

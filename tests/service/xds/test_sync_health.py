@@ -12,7 +12,7 @@ from service.notices import ChangeNotice, InProcessBus
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.policy import BackendPolicy, EndpointPolicy, Locality, MeshPolicy, ServicePolicy
 from service.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from service.xds.sync import PolicySync
+from service.xds.sync import Mark, PolicySync
 from service.xds.translate import translate
 
 KEY = CacheKey("acme", "m1", "aws", "us-east-1")
@@ -37,6 +37,10 @@ class Database:
         self.reading = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
+        self.mark = Mark(1, None)  # what the catch-up reads
+
+    def marks(self, mesh_keys):
+        return {key: self.mark for key in mesh_keys if key == ("acme", "m1")}
 
     def refresh(self, tenant, mesh, previous):
         read = self.policy if (tenant, mesh) == ("acme", "m1") else None
@@ -74,7 +78,7 @@ def run_with_sync(scenario):
     """Run scenario(sync, db, bus) with a started sync whose KEY is watched and loaded."""
     async def main():
         db, bus, cache = Database(), InProcessBus(), SnapshotCache()
-        sync = PolicySync(cache, ThreadPool(), refresh=db.refresh, catch_up_every=3600)
+        sync = PolicySync(cache, ThreadPool(), refresh=db.refresh, marks=db.marks, catch_up_every=3600)
         await sync.start(bus)
         watch = cache.watch(KEY, lambda: None)
         try:
@@ -150,3 +154,25 @@ def test_health_that_arrived_before_a_refresh_started_is_what_that_refresh_reads
 
     snapshot, updates = run_with_sync(scenario)
     assert sent_health(snapshot) == ["HEALTHY", "UNKNOWN"] and updates == 0
+
+
+def test_the_catch_up_refreshes_a_mesh_whose_verdicts_moved_without_a_notice():
+    """A verdict makes no revision: a health notice lost (Redis frozen) is made
+    up by the catch-up's look at the verdicts' mark, and only when it moved."""
+    async def scenario(sync, db, bus, cache):
+        await sync.catch_up()  # the first look at the mesh refreshes it
+        await until(lambda: sync.refreshes == 2)
+        await sync.catch_up()
+        await asyncio.sleep(0.05)
+        unmoved = sync.refreshes
+        db.policy = policy(health="UNHEALTHY")  # recorded, its notice lost
+        db.mark = Mark(1, 1765000000.25)
+        await sync.catch_up()
+        await until(lambda: sync.refreshes == 3)
+        await sync.catch_up()  # nothing moved since
+        await asyncio.sleep(0.05)
+        return unmoved, cache.get(KEY), sync.refreshes
+
+    unmoved, snapshot, refreshes = run_with_sync(scenario)
+    assert unmoved == 2 and refreshes == 3
+    assert sent_health(snapshot) == ["UNHEALTHY", "UNKNOWN"]
