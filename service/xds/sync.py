@@ -15,14 +15,16 @@ every held mesh, as on a reconnect.
 A notice can also be lost without a reconnect: a Redis that hangs for a few
 seconds fails the publisher's PUBLISH, while the subscription's connection
 survives. So every `catch_up_every` seconds (settings.XDS_CATCH_UP_SEC) the
-replica reads the mark of each mesh it holds, in one query, and refreshes
-those whose mark moved since the previous look (and those it looks at for the
-first time): a lost notice costs at most that much delay. A mesh's mark is
-its revision (policy) and the sum of the change times of the verdicts of its
-services' health checks (a verdict makes no revision). Every verdict change
-moves its row's time forward, so it moves the sum whatever order the
-workers' transactions commit in (a maximum would not move for a verdict
-stamped before another and committed after it).
+replica reads the mark of each mesh it holds, in one query: its revision
+(policy) and the sum of the change times of the verdicts of its services'
+health checks (a verdict makes no revision). A mesh whose revision moved
+since the previous look (or that it looks at for the first time) is
+refreshed; one whose verdicts alone moved has only its verdicts read again
+(one query) and applied to the held Translation, as a health notice is. A
+lost notice costs at most that much delay. Every verdict change moves its
+row's time forward, so it moves the sum whatever order the workers'
+transactions commit in (a maximum would not move for a verdict stamped
+before another and committed after it).
 
 Endpoint health is not policy: a verdict change arrives as an
 "endpoint-health" notice that carries the change itself, and a replica that
@@ -32,10 +34,11 @@ Translation, so only the named services' ClusterLoadAssignments are rebuilt
 and re-sent: nothing is read from the database. A replica that does not hold
 the mesh ignores the notice (its next load reads the verdicts). The work of a
 mesh is done one job at a time, so health and refreshes never interleave:
-health that arrives while a refresh runs is applied after it (the refresh may
-have read the verdicts before they changed); health that arrived before a
-refresh starts is dropped, as the refresh reads it or something newer from
-the database (a notice is published after its verdict commits).
+health that arrives while a refresh (or a re-read of the verdicts) runs is
+applied after it (it may have read the verdicts before they changed);
+health that arrived before a refresh starts is dropped, as the refresh reads
+it or something newer from the database (a notice is published after its
+verdict commits).
 
 Endpoints given by host name are sent as the addresses the replica resolves
 them to (``resolve.py``): a load resolves the mesh's names (from the
@@ -86,6 +89,18 @@ def with_resolved_hostnames(policy):
 
     names = policy.hostnames()
     return policy.with_addresses(get_resolver().resolve(names)) if names else policy
+
+
+def with_stored_verdicts(translation):
+    """ORM and CPU work of a catch-up that found a mesh's verdicts moved (in a
+    pool thread): the held Translation with the stored verdicts, or None
+    when it has them already."""
+    from service.xds.policy import load_verdicts
+    from service.xds.translate import translate
+
+    policy = translation.policy
+    updated = policy.with_endpoint_health(load_verdicts(policy.tenant, policy.mesh))
+    return None if updated is policy else translate(updated, translation)
 
 
 def readdress(translation):
@@ -152,7 +167,8 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 class PolicySync:
     def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
                  readdress_every: float = 30.0, refresh=load_and_translate, snapshot=snapshot_for,
-                 marks=current_marks, health=with_endpoint_health, readdress=readdress):
+                 marks=current_marks, health=with_endpoint_health, verdicts=with_stored_verdicts,
+                 readdress=readdress):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
@@ -161,6 +177,7 @@ class PolicySync:
         self._snapshot_fn = snapshot
         self._marks_fn = marks
         self._health_fn = health
+        self._verdicts_fn = verdicts
         self._readdress_fn = readdress
         self.readdress_every = readdress_every
         self._readdressing: asyncio.Task | None = None
@@ -171,6 +188,7 @@ class PolicySync:
         self._running: dict[MeshKey, asyncio.Task] = {}
         self._stale: set[MeshKey] = set()
         self._health: dict[MeshKey, list[tuple]] = {}
+        self._reread: set[MeshKey] = set()  # meshes whose stored verdicts moved
         self._resolve: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
@@ -178,6 +196,7 @@ class PolicySync:
         self._stopping = asyncio.Event()
         self.refreshes = 0  # completed refreshes, for tests and benchmarks
         self.health_updates = 0  # health notices applied without a refresh, likewise
+        self.verdict_rereads = 0  # stored verdicts applied by the catch-up without a refresh, likewise
 
     async def start(self, bus) -> None:
         self._loop = asyncio.get_running_loop()
@@ -220,7 +239,8 @@ class PolicySync:
             await self.catch_up()
 
     async def catch_up(self) -> None:
-        """Refresh each held mesh whose mark (revision, verdicts) moved since the last look, or that is new to it."""
+        """Refresh each held mesh whose revision moved since the last look, or
+        that is new to it; read the verdicts again of one whose verdicts alone moved."""
         held = sorted(self.cache.meshes() | set(self._translations))
         try:
             marks = await self.orm.run(self._marks_fn, held)
@@ -230,8 +250,15 @@ class PolicySync:
             return
         seen, self._marks_seen = self._marks_seen, {key: marks.get(key) for key in held}
         for mesh_key in held:
-            if mesh_key not in seen or seen[mesh_key] != self._marks_seen[mesh_key]:
-                self.refresh(mesh_key)
+            now = self._marks_seen[mesh_key]
+            if mesh_key in seen and seen[mesh_key] == now:
+                continue
+            before = seen.get(mesh_key)
+            if before is not None and now is not None and before.revision == now.revision:
+                self._reread.add(mesh_key)  # only its verdicts moved
+                self._start(mesh_key)
+            else:
+                self.refresh(mesh_key)  # new to the catch-up, gone or back, or its policy changed
 
     async def _readdress_periodically(self) -> None:
         """Host names are looked up again every readdress_every seconds (the
@@ -303,19 +330,23 @@ class PolicySync:
 
     async def _work(self, mesh_key: MeshKey) -> None:
         """The mesh's jobs, one at a time, until none is left: refreshes
-        first, then the health that arrived during them, then host names
-        looked up again."""
+        first, then the health that arrived during them, then the stored
+        verdicts read again, then host names looked up again."""
         try:
             while True:
                 if mesh_key in self._stale:
                     self._stale.discard(mesh_key)
                     # What arrived before this refresh reads the database, the refresh reads.
                     self._health.pop(mesh_key, None)
+                    self._reread.discard(mesh_key)
                     if not await self._refresh_once(mesh_key):
                         self._stale.discard(mesh_key)  # retried in retry_after, not at once
                         self._retry_later(mesh_key)
                 elif mesh_key in self._health:
                     await self._apply_health(mesh_key, self._health.pop(mesh_key))
+                elif mesh_key in self._reread:
+                    self._reread.discard(mesh_key)
+                    await self._reread_verdicts(mesh_key)
                 elif mesh_key in self._resolve:
                     self._resolve.discard(mesh_key)
                     await self._apply(mesh_key, self._readdress_fn, "resolve the host names of")
@@ -339,6 +370,21 @@ class PolicySync:
     async def _apply_health(self, mesh_key: MeshKey, changes: list[tuple]) -> None:
         if await self._apply(mesh_key, self._health_fn, "apply endpoint health to", changes):
             self.health_updates += 1
+
+    async def _reread_verdicts(self, mesh_key: MeshKey) -> None:
+        previous = self._translations.get(mesh_key)
+        if previous is None:
+            return  # the mesh went, or its load failed: the next load reads the verdicts
+        try:
+            translation = await self.orm.run(self._verdicts_fn, previous)
+        except Exception:
+            logger.warning("could not read the verdicts of mesh %s/%s; refreshing it in %gs", *mesh_key,
+                           self.retry_after, exc_info=True)
+            self._retry_later(mesh_key)
+            return
+        self.verdict_rereads += 1
+        if translation is not None:
+            self._install(mesh_key, translation)
 
     async def _apply(self, mesh_key: MeshKey, change, what: str, *args) -> bool:
         """Install ``change(held translation, *args)`` (in the pool) unless it is

@@ -13,6 +13,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from service.notices import ChangeNotice, get_bus
 from service.xds.replica import ReplicaConfig, ReplicaThread
 from service.xds.snapshot import CLUSTER, ENDPOINT
+from service.xds.policy import load_verdicts
 from service.xds.sync import current_marks
 from tests.service.xds.conftest import node, sotw_request
 
@@ -141,12 +142,14 @@ def test_a_verdict_whose_notice_was_lost_reaches_the_stream_by_the_catch_up(
         assert time.monotonic() < deadline, "no catch-up"
         time.sleep(0.05)
 
+    refreshes = sync.refreshes
     set_verdict(tenant, "10.0.0.2", "UNHEALTHY")
     started = time.monotonic()
     pushed = stream.recv(timeout=5)
     assert time.monotonic() - started < 2 * CATCH_UP_SEC + 1.0
     assert pushed.type_url == ENDPOINT
     assert health_of(pushed)["web"] == [("10.0.0.1", "UNKNOWN"), ("10.0.0.2", "UNHEALTHY")]
+    assert sync.verdict_rereads >= 1 and sync.refreshes == refreshes  # the verdicts read again, not the mesh
 
 
 def test_a_meshs_mark_moves_with_its_services_verdicts_only(checked_mesh, api, tenant):
@@ -167,3 +170,13 @@ def test_a_meshs_mark_moves_with_its_services_verdicts_only(checked_mesh, api, t
     assert len({before[("acme", checked_mesh)], first[("acme", checked_mesh)], second[("acme", checked_mesh)]}) == 3
     assert second[("acme", checked_mesh)].revision == before[("acme", checked_mesh)].revision
     assert before[("acme", "m2")] == first[("acme", "m2")] == second[("acme", "m2")]
+
+
+def test_the_stored_verdicts_read_again_are_each_services_own(checked_mesh, tenant):
+    """What the catch-up applies when a mesh's verdicts moved: web's check's
+    verdicts, for web only (api uses the group but has no check)."""
+    set_verdict(tenant, "10.0.0.1", "UNHEALTHY")
+    set_verdict(tenant, "10.0.0.2", "HEALTHY")
+    assert sorted(load_verdicts("acme", checked_mesh)) == [("web", "g", "10.0.0.1", 8080, "UNHEALTHY"),
+                                                          ("web", "g", "10.0.0.2", 8080, "HEALTHY")]
+    assert load_verdicts("acme", "elsewhere") == [] and load_verdicts("other", checked_mesh) == []
