@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import FloatField, Func, OuterRef, Q, Subquery, Sum
+from django.db.models import DecimalField, Func, OuterRef, Q, Subquery, Sum
 
 from service.notices import NoticeBusError
 from service.xds.cache import CacheKey, SnapshotCache
@@ -125,15 +126,16 @@ class Mark(NamedTuple):
 
     revision: int
     # The sum of the change times (epoch seconds) of the verdicts of the
-    # mesh's services' health checks; None when there is no verdict.
-    verdicts: float | None
+    # mesh's services' health checks, exact on Postgres; None when there is no verdict.
+    verdicts: Decimal | None
 
 
 class Epoch(Func):
-    """A timestamp as seconds since the epoch (exact on Postgres: numeric)."""
+    """A timestamp as seconds since the epoch (exact on Postgres: numeric;
+    to the millisecond on SQLite, the development database)."""
 
     template = "EXTRACT(EPOCH FROM %(expressions)s)"
-    output_field = FloatField()
+    output_field = DecimalField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
         return super().as_sql(compiler, connection, template="(julianday(%(expressions)s) - 2440587.5) * 86400.0",
