@@ -34,7 +34,7 @@ bench: install
 	$(BIN)/python bench/health_probe.py
 
 migrations: install
-	$(BIN)/python -m django makemigrations tenants mesh xds --settings=service.settings
+	$(BIN)/python -m django makemigrations tenants mesh xds health --settings=service.settings
 
 # The Terraform provider and a filesystem mirror of it in terraform/build/mirror
 # (prints the CLI configuration to use; docs/terraform.md).

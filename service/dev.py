@@ -144,7 +144,8 @@ def seed_demo(base: str, plane: "DemoDataPlane"):
           f"{json.dumps(changes['changed'], indent=2)}\n\nLook around:\n"
           f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/http-routes/shop\n"
           f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/meshes/demo/revisions\n"
-          f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/proxies/{DEMO_NODE}\n\n"
+          f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/proxies/{DEMO_NODE}\n"
+          f"  curl -H 'Authorization: Bearer {key}' {base}/api/v1/backend-services/shop-v1/health\n\n"
           f"A real Envoy ({DEMO_NODE}) serves the mesh on 127.0.0.1:{plane.proxy_port}. Its route for "
           f"{DEMO_HOST} splits requests between the backends shop-v1 and shop-v2 by the weights "
           f"{weights[0]}/{weights[1]}; send {DEMO_REQUESTS} and count who answered:\n"
@@ -209,20 +210,6 @@ class DemoDataPlane:
             backend = self.backends[name]
             client.call("PATCH", f"endpoint-groups/{group}",
                         {"endpoints": [{"address": backend.host, "port": backend.port}]})
-        self.check_each_service_on_its_port(client)
-
-    def check_each_service_on_its_port(self, client: Client):
-        """Each service health-checked at its backend's real port by the dev
-        worker: shop-v1 by the seeded check http-ok, shop-v2 by one of its own
-        (a check with a port probes every endpoint at that port)."""
-        checks = {check["name"] for check in client.call("GET", "health-checks")["results"]}
-        for service, check in (("shop-v1", "http-ok"), ("shop-v2", "http-ok-v2")):
-            probe = {"http_health_check": {"port": self.backends[service].port, "request_path": "/healthz"}}
-            if check in checks:
-                client.call("PATCH", f"health-checks/{check}", probe)
-            else:
-                client.call("POST", "health-checks", {"name": check, **probe})
-            client.call("PATCH", f"backend-services/{service}", {"health_checks": [check]})
 
     def start_envoy(self, client: Client, timeout: float = 30.0):
         """Envoy with a new node token of the demo mesh, once it serves the demo route."""
@@ -275,7 +262,9 @@ def demo_group(name, region, octet):
 def demo_policy():
     return [
         ("meshes", {"name": "demo", "description": "The demo tenant's mesh"}),
-        ("health-checks", {"name": "http-ok", "http_health_check": {"port": 8080, "request_path": "/healthz"}}),
+        # No port: the dev worker probes each endpoint on its own port, the
+        # backend's real one on every run.
+        ("health-checks", {"name": "http-ok", "http_health_check": {"request_path": "/healthz"}}),
         ("endpoint-groups", demo_group("shop-v1-east", "us-east-1", 11)),
         ("endpoint-groups", demo_group("shop-v2-west", "us-west-2", 12)),
         ("backend-services", {"name": "shop-v1", "mesh": "demo", "health_checks": ["http-ok"],

@@ -209,9 +209,11 @@ def route_hostname(value):
 
 
 def endpoint_address(value):
-    """Envoy's SocketAddress: an IP literal, or a DNS name for STRICT_DNS /
-    LOGICAL_DNS clusters. The unspecified address is a bind address, not a
-    peer anyone can connect to. IPs are returned in canonical form."""
+    """An endpoint's address: an IP literal, or a DNS name, which the xDS
+    replica resolves (service/xds/resolve.py) and sends in EDS as the
+    addresses it resolves to (and the health workers probe likewise). The
+    unspecified address is a bind address, not a peer anyone can connect to.
+    IPs are returned in canonical form."""
     _text(value, "invalid_address", "Address")
     try:
         ip = ipaddress.ip_address(value)

@@ -316,6 +316,21 @@ def _verdicts(mesh) -> dict[int, dict[int, str]]:
     return found
 
 
+def load_verdicts(tenant: str, mesh: str) -> list[tuple[str, str, str, int, str]]:
+    """The stored verdicts of ``tenant``'s mesh ``mesh`` in the shape of an
+    "endpoint-health" notice, ``(service, group, address, port, health)``, one
+    per service and endpoint of its health check, in one query (a verdict of
+    an endpoint the service does not use is read, and matches nothing in
+    :meth:`MeshPolicy.with_endpoint_health`)."""
+    from service.health.models import Verdict
+
+    in_mesh = {"health_check__backend_services__mesh__tenant__name": tenant,
+               "health_check__backend_services__mesh__name": mesh}
+    return list(Verdict.objects.filter(**in_mesh).values_list(
+        "health_check__backend_services__name", "endpoint__group__name", "endpoint__address", "endpoint__port",
+        "health"))
+
+
 def _routes(mesh) -> tuple[RoutePolicy, ...]:
     from service.mesh.models import Route
 

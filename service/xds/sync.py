@@ -15,9 +15,16 @@ every held mesh, as on a reconnect.
 A notice can also be lost without a reconnect: a Redis that hangs for a few
 seconds fails the publisher's PUBLISH, while the subscription's connection
 survives. So every `catch_up_every` seconds (settings.XDS_CATCH_UP_SEC) the
-replica reads the revision of each mesh it holds, in one query, and
-refreshes those whose revision moved since the previous look (and those it
-looks at for the first time): a lost notice costs at most that much delay.
+replica reads the mark of each mesh it holds, in one query: its revision
+(policy) and the sum of the change times of the verdicts of its services'
+health checks (a verdict makes no revision). A mesh whose revision moved
+since the previous look (or that it looks at for the first time) is
+refreshed; one whose verdicts alone moved has only its verdicts read again
+(one query) and applied to the held Translation, as a health notice is. A
+lost notice costs at most that much delay. Every verdict change moves its
+row's time forward, so it moves the sum whatever order the workers'
+transactions commit in (a maximum would not move for a verdict stamped
+before another and committed after it).
 
 Endpoint health is not policy: a verdict change arrives as an
 "endpoint-health" notice that carries the change itself, and a replica that
@@ -27,10 +34,11 @@ Translation, so only the named services' ClusterLoadAssignments are rebuilt
 and re-sent: nothing is read from the database. A replica that does not hold
 the mesh ignores the notice (its next load reads the verdicts). The work of a
 mesh is done one job at a time, so health and refreshes never interleave:
-health that arrives while a refresh runs is applied after it (the refresh may
-have read the verdicts before they changed); health that arrived before a
-refresh starts is dropped, as the refresh reads it or something newer from
-the database (a notice is published after its verdict commits).
+health that arrives while a refresh (or a re-read of the verdicts) runs is
+applied after it (it may have read the verdicts before they changed);
+health that arrived before a refresh starts is dropped, as the refresh reads
+it or something newer from the database (a notice is published after its
+verdict commits).
 
 Endpoints given by host name are sent as the addresses the replica resolves
 them to (``resolve.py``): a load resolves the mesh's names (from the
@@ -47,6 +55,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.db.models import DecimalField, Func, OuterRef, Q, Subquery, Sum
 
 from service.notices import NoticeBusError
 from service.xds.cache import CacheKey, SnapshotCache
@@ -57,8 +69,8 @@ logger = logging.getLogger("service.xds")
 
 MeshKey = tuple[str, str]
 
-# Meshes whose revisions one query of the catch-up reads.
-REVISIONS_PER_QUERY = 500
+# Meshes whose marks one query of the catch-up reads.
+MARKS_PER_QUERY = 500
 # The kind of a notice that carries endpoint health verdicts (ChangeNotice.endpoints).
 ENDPOINT_HEALTH = "endpoint-health"
 
@@ -80,6 +92,18 @@ def with_resolved_hostnames(policy):
     return policy.with_addresses(get_resolver().resolve(names)) if names else policy
 
 
+def with_stored_verdicts(translation):
+    """ORM and CPU work of a catch-up that found a mesh's verdicts moved (in a
+    pool thread): the held Translation with the stored verdicts, or None
+    when it has them already."""
+    from service.xds.policy import load_verdicts
+    from service.xds.translate import translate
+
+    policy = translation.policy
+    updated = policy.with_endpoint_health(load_verdicts(policy.tenant, policy.mesh))
+    return None if updated is policy else translate(updated, translation)
+
+
 def readdress(translation):
     """DNS work of a periodic look (in a pool thread): the held Translation
     with its host names resolved again, or None when they resolve as before."""
@@ -97,19 +121,42 @@ def with_endpoint_health(translation, changes):
     return translate(translation.policy.with_endpoint_health(changes), translation)
 
 
-def current_revisions(mesh_keys: list[MeshKey]) -> dict[MeshKey, int]:
-    """The stored revision of each of these meshes (in a pool thread); a mesh gone is left out."""
-    from django.db.models import Q
+class Mark(NamedTuple):
+    """What moves when a mesh's proxies need something new from the database."""
 
+    revision: int
+    # The sum of the change times (epoch seconds) of the verdicts of the
+    # mesh's services' health checks, exact on Postgres; None when there is no verdict.
+    verdicts: Decimal | None
+
+
+class Epoch(Func):
+    """A timestamp as seconds since the epoch (exact on Postgres: numeric;
+    to the millisecond on SQLite, the development database)."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = DecimalField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, template="(julianday(%(expressions)s) - 2440587.5) * 86400.0",
+                              **extra_context)
+
+
+def current_marks(mesh_keys: list[MeshKey]) -> dict[MeshKey, Mark]:
+    """The mark of each of these meshes (in a pool thread), 500 meshes a query; a mesh gone is left out."""
+    from service.health.models import Verdict
     from service.mesh.models import Mesh
 
+    verdicts = (Verdict.objects.filter(health_check__backend_services__mesh=OuterRef("pk")).order_by()
+                .values("health_check__backend_services__mesh").annotate(mark=Sum(Epoch("changed_at"))).values("mark"))
     found = {}
-    for start in range(0, len(mesh_keys), REVISIONS_PER_QUERY):
+    for start in range(0, len(mesh_keys), MARKS_PER_QUERY):
         wanted = Q()
-        for tenant, mesh in mesh_keys[start:start + REVISIONS_PER_QUERY]:
+        for tenant, mesh in mesh_keys[start:start + MARKS_PER_QUERY]:
             wanted |= Q(tenant__name=tenant, name=mesh)
-        rows = Mesh.objects.filter(wanted).values_list("tenant__name", "name", "revision")
-        found.update(((tenant, mesh), revision) for tenant, mesh, revision in rows)
+        rows = (Mesh.objects.filter(wanted).annotate(verdicts=Subquery(verdicts))
+                .values_list("tenant__name", "name", "revision", "verdicts"))
+        found.update(((tenant, mesh), Mark(revision, marked)) for tenant, mesh, revision, marked in rows)
     return found
 
 
@@ -122,25 +169,28 @@ def snapshot_for(translation, key: CacheKey) -> Snapshot:
 class PolicySync:
     def __init__(self, cache: SnapshotCache, orm: OrmPool, *, retry_after: float = 5.0, catch_up_every: float = 30.0,
                  readdress_every: float = 30.0, refresh=load_and_translate, snapshot=snapshot_for,
-                 revisions=current_revisions, health=with_endpoint_health, readdress=readdress):
+                 marks=current_marks, health=with_endpoint_health, verdicts=with_stored_verdicts,
+                 readdress=readdress):
         self.cache = cache
         self.orm = orm
         self.retry_after = retry_after
         self.catch_up_every = catch_up_every
         self._refresh_fn = refresh
         self._snapshot_fn = snapshot
-        self._revisions_fn = revisions
+        self._marks_fn = marks
         self._health_fn = health
+        self._verdicts_fn = verdicts
         self._readdress_fn = readdress
         self.readdress_every = readdress_every
         self._readdressing: asyncio.Task | None = None
-        self._revisions_seen: dict[MeshKey, int | None] = {}
+        self._marks_seen: dict[MeshKey, Mark | None] = {}
         self._catching_up: asyncio.Task | None = None
         self._translations: dict[MeshKey, object] = {}
         # One job per mesh at a time: a refresh wanted, or health to apply.
         self._running: dict[MeshKey, asyncio.Task] = {}
         self._stale: set[MeshKey] = set()
         self._health: dict[MeshKey, list[tuple]] = {}
+        self._reread: set[MeshKey] = set()  # meshes whose stored verdicts moved
         self._resolve: set[MeshKey] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription = None
@@ -148,6 +198,7 @@ class PolicySync:
         self._stopping = asyncio.Event()
         self.refreshes = 0  # completed refreshes, for tests and benchmarks
         self.health_updates = 0  # health notices applied without a refresh, likewise
+        self.verdict_rereads = 0  # stored verdicts applied by the catch-up without a refresh, likewise
 
     async def start(self, bus) -> None:
         self._loop = asyncio.get_running_loop()
@@ -190,18 +241,26 @@ class PolicySync:
             await self.catch_up()
 
     async def catch_up(self) -> None:
-        """Refresh each held mesh whose stored revision moved since the last look, or that is new to it."""
+        """Refresh each held mesh whose revision moved since the last look, or
+        that is new to it; read the verdicts again of one whose verdicts alone moved."""
         held = sorted(self.cache.meshes() | set(self._translations))
         try:
-            revisions = await self.orm.run(self._revisions_fn, held)
+            marks = await self.orm.run(self._marks_fn, held)
         except Exception:
-            logger.warning("could not read the revisions of the meshes served; looking again in %gs",
+            logger.warning("could not read the marks of the meshes served; looking again in %gs",
                            self.catch_up_every, exc_info=True)
             return
-        seen, self._revisions_seen = self._revisions_seen, {key: revisions.get(key) for key in held}
+        seen, self._marks_seen = self._marks_seen, {key: marks.get(key) for key in held}
         for mesh_key in held:
-            if mesh_key not in seen or seen[mesh_key] != self._revisions_seen[mesh_key]:
-                self.refresh(mesh_key)
+            now = self._marks_seen[mesh_key]
+            if mesh_key in seen and seen[mesh_key] == now:
+                continue
+            before = seen.get(mesh_key)
+            if before is not None and now is not None and before.revision == now.revision:
+                self._reread.add(mesh_key)  # only its verdicts moved
+                self._start(mesh_key)
+            else:
+                self.refresh(mesh_key)  # new to the catch-up, gone or back, or its policy changed
 
     async def _readdress_periodically(self) -> None:
         """Host names are looked up again every readdress_every seconds (the
@@ -273,19 +332,23 @@ class PolicySync:
 
     async def _work(self, mesh_key: MeshKey) -> None:
         """The mesh's jobs, one at a time, until none is left: refreshes
-        first, then the health that arrived during them, then host names
-        looked up again."""
+        first, then the health that arrived during them, then the stored
+        verdicts read again, then host names looked up again."""
         try:
             while True:
                 if mesh_key in self._stale:
                     self._stale.discard(mesh_key)
                     # What arrived before this refresh reads the database, the refresh reads.
                     self._health.pop(mesh_key, None)
+                    self._reread.discard(mesh_key)
                     if not await self._refresh_once(mesh_key):
                         self._stale.discard(mesh_key)  # retried in retry_after, not at once
                         self._retry_later(mesh_key)
                 elif mesh_key in self._health:
                     await self._apply_health(mesh_key, self._health.pop(mesh_key))
+                elif mesh_key in self._reread:
+                    self._reread.discard(mesh_key)
+                    await self._reread_verdicts(mesh_key)
                 elif mesh_key in self._resolve:
                     self._resolve.discard(mesh_key)
                     await self._apply(mesh_key, self._readdress_fn, "resolve the host names of")
@@ -309,6 +372,21 @@ class PolicySync:
     async def _apply_health(self, mesh_key: MeshKey, changes: list[tuple]) -> None:
         if await self._apply(mesh_key, self._health_fn, "apply endpoint health to", changes):
             self.health_updates += 1
+
+    async def _reread_verdicts(self, mesh_key: MeshKey) -> None:
+        previous = self._translations.get(mesh_key)
+        if previous is None:
+            return  # the mesh went, or its load failed: the next load reads the verdicts
+        try:
+            translation = await self.orm.run(self._verdicts_fn, previous)
+        except Exception:
+            logger.warning("could not read the verdicts of mesh %s/%s; refreshing it in %gs", *mesh_key,
+                           self.retry_after, exc_info=True)
+            self._retry_later(mesh_key)
+            return
+        self.verdict_rereads += 1
+        if translation is not None:
+            self._install(mesh_key, translation)
 
     async def _apply(self, mesh_key: MeshKey, change, what: str, *args) -> bool:
         """Install ``change(held translation, *args)`` (in the pool) unless it is

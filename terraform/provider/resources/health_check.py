@@ -6,6 +6,10 @@ PORT = ("The port probed on every endpoint (1 to 65535). Left out, each endpoint
         "(the one traffic goes to).")
 
 
+VERIFY_TLS = s.boolean("verify_tls", "Verify the endpoint's TLS certificate; left out or false, any certificate is "
+                                    "accepted, as Envoy's and GCP's health checks do.")
+
+
 def http_probe(scheme: str):
     return (
         s.number("port", PORT),
@@ -32,13 +36,16 @@ class HealthCheck(ApiResource):
         s.strings("source_regions", "Regions of Interlock's workers that probe (up to 8); an endpoint's verdict "
                                     "aggregates them. Empty: the deployment's default probing regions.",
                   default=[]),
-        s.single("http_health_check", "Probe with an HTTP/1.1 GET; 2xx is healthy.", http_probe("HTTP")),
-        s.single("https_health_check", "Probe with an HTTPS GET; 2xx is healthy.", (
+        s.single("http_health_check", "Probe with an HTTP/1.1 GET; 200 is healthy.", http_probe("HTTP")),
+        s.single("https_health_check", "Probe with an HTTPS GET; 200 is healthy.", (
             *http_probe("HTTPS"),
-            s.boolean("verify_tls", "Verify the endpoint's TLS certificate; left out or false, any certificate is "
-                                    "accepted, as Envoy's and GCP's health checks do."),
+            VERIFY_TLS,
         )),
-        s.single("http2_health_check", "Probe with an HTTP/2 GET; 2xx is healthy.", http_probe("HTTP/2")),
+        s.single("http2_health_check", "Probe with an HTTP/2 GET (h2c, or h2 over TLS with `tls`); 200 is healthy.", (
+            *http_probe("HTTP/2"),
+            s.boolean("tls", "HTTP/2 over TLS (ALPN h2); left out or false, h2c in plain text."),
+            VERIFY_TLS,
+        )),
         s.single("tcp_health_check", "Probe by opening a TCP connection, optionally exchanging bytes.", (
             s.number("port", PORT),
             s.string("request", "Bytes to send once connected."),

@@ -279,3 +279,20 @@ def test_an_https_check_verifies_the_certificate_only_when_it_asks(api):
     refused = api.post("/api/v1/health-checks", {"name": "bad", "https_health_check": {"verify_tls": "maybe"}},
                        format="json")
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "https_health_check.verify_tls"
+
+
+def test_an_http2_check_speaks_h2c_unless_it_asks_for_tls(api):
+    from service.mesh.models import HealthCheck
+    from workers.probing import spec_of
+
+    plain = created(api, "health-checks", {"name": "h2c", "http2_health_check": {"port": 8080}})
+    assert plain["http2_health_check"] == {"port": 8080, "request_path": "/"}
+    assert spec_of(HealthCheck.objects.get(name="h2c")).uses_tls is False
+    over_tls = created(api, "health-checks", {"name": "h2", "http2_health_check": {"tls": True, "verify_tls": True}})
+    assert over_tls["http2_health_check"] == {"request_path": "/", "tls": True, "verify_tls": True}
+    spec = spec_of(HealthCheck.objects.get(name="h2"))
+    assert (spec.protocol, spec.uses_tls, spec.verify_tls) == ("HTTP2", True, True)
+    refused = api.post("/api/v1/health-checks", {"name": "bad", "http2_health_check": {"verify_tls": True}},
+                       format="json")
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["errors"][0]["field"] == "http2_health_check.verify_tls"

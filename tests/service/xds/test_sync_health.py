@@ -12,7 +12,7 @@ from service.notices import ChangeNotice, InProcessBus
 from service.xds.cache import CacheKey, SnapshotCache
 from service.xds.policy import BackendPolicy, EndpointPolicy, Locality, MeshPolicy, ServicePolicy
 from service.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from service.xds.sync import PolicySync
+from service.xds.sync import Mark, PolicySync
 from service.xds.translate import translate
 
 KEY = CacheKey("acme", "m1", "aws", "us-east-1")
@@ -37,6 +37,17 @@ class Database:
         self.reading = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
+        self.mark = Mark(1, None)  # what the catch-up reads
+        self.verdicts = []  # the stored verdicts, as (service, group, address, port, health)
+        self.verdict_reads = 0
+
+    def marks(self, mesh_keys):
+        return {key: self.mark for key in mesh_keys if key == ("acme", "m1")}
+
+    def with_verdicts(self, translation):
+        self.verdict_reads += 1
+        updated = translation.policy.with_endpoint_health(self.verdicts)
+        return None if updated is translation.policy else translate(updated, translation)
 
     def refresh(self, tenant, mesh, previous):
         read = self.policy if (tenant, mesh) == ("acme", "m1") else None
@@ -74,7 +85,8 @@ def run_with_sync(scenario):
     """Run scenario(sync, db, bus) with a started sync whose KEY is watched and loaded."""
     async def main():
         db, bus, cache = Database(), InProcessBus(), SnapshotCache()
-        sync = PolicySync(cache, ThreadPool(), refresh=db.refresh, catch_up_every=3600)
+        sync = PolicySync(cache, ThreadPool(), refresh=db.refresh, marks=db.marks, verdicts=db.with_verdicts,
+                          catch_up_every=3600)
         await sync.start(bus)
         watch = cache.watch(KEY, lambda: None)
         try:
@@ -150,3 +162,33 @@ def test_health_that_arrived_before_a_refresh_started_is_what_that_refresh_reads
 
     snapshot, updates = run_with_sync(scenario)
     assert sent_health(snapshot) == ["HEALTHY", "UNKNOWN"] and updates == 0
+
+
+def test_the_catch_up_applies_verdicts_that_moved_without_a_notice():
+    """A verdict makes no revision: a health notice lost (Redis frozen) is made
+    up by the catch-up's look at the verdicts' mark, which reads the verdicts
+    again (not the mesh) and re-sends EDS only; nothing moved, nothing is read."""
+    async def scenario(sync, db, bus, cache):
+        await sync.catch_up()  # the first look at the mesh refreshes it
+        await until(lambda: sync.refreshes == 2)
+        await sync.catch_up()
+        await asyncio.sleep(0.05)
+        assert (sync.refreshes, db.verdict_reads) == (2, 0)  # nothing moved
+        before = cache.get(KEY)
+        db.verdicts = [("web", "g-web", "10.0.0.1", 80, "UNHEALTHY")]  # recorded, its notice lost
+        db.mark = Mark(1, 1765000000.25)
+        await sync.catch_up()
+        await until(lambda: cache.get(KEY) is not before)
+        after = cache.get(KEY)
+        await sync.catch_up()  # nothing moved since
+        await asyncio.sleep(0.05)
+        assert (sync.refreshes, db.verdict_reads, sync.verdict_rereads) == (2, 1, 1)
+        db.mark = Mark(2, 1765000000.25)  # a policy change whose notice was lost: the mesh is read
+        await sync.catch_up()
+        await until(lambda: sync.refreshes == 3)
+        return before, after
+
+    before, after = run_with_sync(scenario)
+    assert sent_health(after) == ["UNHEALTHY", "UNKNOWN"]
+    assert all(after.version(t) == before.version(t) for t in (CLUSTER, LISTENER, ROUTE))
+    assert after.version(ENDPOINT) != before.version(ENDPOINT)

@@ -23,13 +23,34 @@ class HttpHealthCheck(Block):
     response = serializers.CharField(required=False, max_length=1024)
 
 
-class HttpsHealthCheck(HttpHealthCheck):
+def verify_tls():
     # Left out: the endpoint's certificate is not checked (as Envoy's and
     # GCP's health checks do not): endpoints often serve self-signed ones.
-    verify_tls = serializers.BooleanField(
+    return serializers.BooleanField(
         required=False, help_text="Verify the endpoint's TLS certificate; left out or false, any certificate "
                                   "is accepted.",
     )
+
+
+class HttpsHealthCheck(HttpHealthCheck):
+    verify_tls = verify_tls()
+
+
+class Http2HealthCheck(HttpHealthCheck):
+    # Left out: prior-knowledge h2c in plain text, as the proxies reach HTTP2 backends.
+    tls = serializers.BooleanField(
+        required=False, help_text="HTTP/2 over TLS (ALPN h2); left out or false, h2c (plain text).",
+    )
+    verify_tls = verify_tls()
+
+    def validate(self, attrs):
+        if attrs.get("verify_tls") and not attrs.get("tls"):
+            raise serializers.ValidationError(
+                {"verify_tls": [serializers.ErrorDetail(
+                    "There is no certificate to verify without TLS: set tls: true too.", code="verify_without_tls"
+                )]}
+            )
+        return super().validate(attrs)
 
 
 class TcpHealthCheck(Block):
@@ -57,7 +78,7 @@ class HealthCheckSerializer(PolicySerializer):
     )
     http_health_check = HttpHealthCheck(required=False, allow_null=True)
     https_health_check = HttpsHealthCheck(required=False, allow_null=True)
-    http2_health_check = HttpHealthCheck(required=False, allow_null=True)
+    http2_health_check = Http2HealthCheck(required=False, allow_null=True)
     tcp_health_check = TcpHealthCheck(required=False, allow_null=True)
     grpc_health_check = GrpcHealthCheck(required=False, allow_null=True)
 
