@@ -11,8 +11,9 @@ from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from service.notices import ChangeNotice, get_bus
-from service.xds.snapshot import CLUSTER, ENDPOINT
 from service.xds.policy import load_verdicts
+from service.xds.replica import ReplicaConfig, ReplicaThread
+from service.xds.snapshot import CLUSTER, ENDPOINT
 from service.xds.sync import current_marks
 from tests.service.xds.conftest import node, sotw_request
 
