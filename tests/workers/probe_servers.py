@@ -70,15 +70,16 @@ async def answer(path: str, stopping: asyncio.Event) -> tuple[int, bytes]:
 
 
 @contextlib.asynccontextmanager
-async def http_server(ssl_context=None):
-    """aiohttp's server: HTTP/1.1, over TLS when given a context. Yields (port, seen)."""
+async def http_server(ssl_context=None, route=None):
+    """aiohttp's server: HTTP/1.1, over TLS when given a context; with ``route``,
+    every path is answered as that one is. Yields (port, seen)."""
     seen = Seen()
 
     async def handle(request: web.Request) -> web.Response:
         seen.user_agents.append(request.headers.get("User-Agent"))
         seen.hosts.append(request.headers.get("Host"))
         seen.peers.append(request.transport.get_extra_info("peername"))
-        status, body = await answer(request.path, seen.stopping)
+        status, body = await answer(route or request.path, seen.stopping)
         return web.Response(status=status, body=body)
 
     app = web.Application()
@@ -96,8 +97,9 @@ async def http_server(ssl_context=None):
 
 
 @contextlib.asynccontextmanager
-async def http2_server(pki=None):
-    """Hypercorn: prior-knowledge h2c in plaintext, h2 by ALPN over TLS (with ``pki``)."""
+async def http2_server(pki=None, route=None):
+    """Hypercorn: prior-knowledge h2c in plaintext, h2 by ALPN over TLS (with ``pki``);
+    with ``route``, every path is answered as that one is."""
     seen = Seen()
 
     async def app(scope, receive, send):
@@ -107,7 +109,7 @@ async def http2_server(pki=None):
         seen.user_agents.append(headers.get(b"user-agent", b"").decode())
         seen.hosts.append(headers.get(b"host", b"").decode())
         seen.http_versions.append(scope["http_version"])
-        status, body = await answer(scope["path"], seen.stopping)
+        status, body = await answer(route or scope["path"], seen.stopping)
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
@@ -148,8 +150,9 @@ async def tcp_server(reply: bytes | None):
             await reader.readline()
             if reply is None:
                 await hang(seen.stopping)
-            writer.write(reply)
-            await writer.drain()
+            else:
+                writer.write(reply)
+                await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -171,13 +174,13 @@ class RecordUserAgent(grpc.aio.ServerInterceptor):
 
 
 @contextlib.asynccontextmanager
-async def grpc_health_server():
-    """grpc.health.v1 from grpcio-health-checking: "svc" SERVING, "down" NOT_SERVING."""
+async def grpc_health_server(svc_status=health_pb2.HealthCheckResponse.SERVING):
+    """grpc.health.v1 from grpcio-health-checking: "svc" SERVING (or ``svc_status``), "down" NOT_SERVING."""
     seen = Seen()
     server = grpc.aio.server(interceptors=[RecordUserAgent(seen)])
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    await servicer.set("svc", health_pb2.HealthCheckResponse.SERVING)
+    await servicer.set("svc", svc_status)
     await servicer.set("down", health_pb2.HealthCheckResponse.NOT_SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -296,3 +296,13 @@ def test_an_http2_check_speaks_h2c_unless_it_asks_for_tls(api):
                        format="json")
     assert refused.status_code == 400, refused.json()
     assert refused.json()["errors"][0]["field"] == "http2_health_check.verify_tls"
+
+
+def test_a_tcp_checks_request_and_response_are_kept_byte_for_byte(api):
+    # A line protocol's payload ends in its line end: trimmed, "PING\r\n" would be
+    # "PING", and a server reading a line would never answer it.
+    body = created(api, "health-checks", {"name": "redis", "tcp_health_check": {"request": "PING\r\n",
+                                                                               "response": "+PONG\r\n"}})
+    assert body["tcp_health_check"] == {"request": "PING\r\n", "response": "+PONG\r\n"}
+    stored = HealthCheck.objects.get(name="redis").tcp_health_check
+    assert (stored["request"], stored["response"]) == ("PING\r\n", "+PONG\r\n")

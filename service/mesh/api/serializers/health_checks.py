@@ -55,8 +55,9 @@ class Http2HealthCheck(HttpHealthCheck):
 
 class TcpHealthCheck(Block):
     port = probed_port()
-    request = serializers.CharField(required=False, max_length=1024)
-    response = serializers.CharField(required=False, max_length=1024)
+    # Sent and expected byte for byte: a line protocol's "PING\r\n" keeps its line end.
+    request = serializers.CharField(required=False, max_length=1024, trim_whitespace=False)
+    response = serializers.CharField(required=False, max_length=1024, trim_whitespace=False)
 
 
 class GrpcHealthCheck(Block):
