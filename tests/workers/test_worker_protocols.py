@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TIMEOUT_SEC = 1
 # What a round may take past its timeout: the task's trip through Redis, the
 # probes' event loop and recording the results in Postgres.
-MARGIN_SEC = 1.0
+MARGIN_SEC = 2.0  # measured 0.3-0.5 s on an idle machine; a loaded one needs room
 USER_AGENT = "Interlock-HealthCheck/1.0 (region=r1)"
 
 
