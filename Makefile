@@ -32,6 +32,7 @@ bench: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/xds_envoy_convergence.py
 	$(BIN)/python bench/xds_translate.py
 	$(BIN)/python bench/health_probe.py
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/health_envoy_failover.py
 
 migrations: install
 	$(BIN)/python -m django makemigrations tenants mesh xds health --settings=service.settings

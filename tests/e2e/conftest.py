@@ -14,7 +14,7 @@ from client.bootstrap import BootstrapOptions, envoy_bootstrap
 from service.demo_backends import HttpBackend
 from service.xds.replica import ReplicaConfig, ReplicaThread
 from tests.e2e.backends import GrpcBackend
-from tests.e2e.support import create
+from tests.e2e.support import GrpcClientProcess, create
 from tests.service.test_cli import free_port
 
 
@@ -134,3 +134,17 @@ class _Backends:
     def __exit__(self, *exc):
         for backend in self._started:
             backend.__exit__(None, None, None)
+
+
+@pytest.fixture
+def grpc_client(tmp_path):
+    started = []
+
+    def start(target, bootstrap):
+        started.append(GrpcClientProcess(target, bootstrap, tmp_path / f"grpc-client-{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for client in started:
+        client.stop()
+        print(f"--- gRPC client log ---\n{client.stderr_path.read_text()[-4000:]}")  # shown when the test failed

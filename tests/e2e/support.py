@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import queue
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def create(api, collection: str, body: dict) -> dict:
@@ -109,3 +117,34 @@ def proxy_status(api, name: str, mesh: str) -> dict:
     response = api.get(f"/api/v1/proxies/{name}", {"mesh": mesh})
     assert response.status_code == 200, response.json()
     return {entry["type"]: entry for entry in response.json()["xds"]}
+
+
+class GrpcClientProcess:
+    """tests/e2e/grpc_client.py in a subprocess: call() makes one RPC and returns what it printed."""
+
+    def __init__(self, target: str, bootstrap: dict, stderr_path: Path):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("GRPC_XDS_BOOTSTRAP")}
+        env["GRPC_XDS_BOOTSTRAP_CONFIG"] = json.dumps(bootstrap)
+        self.stderr_path = stderr_path
+        with open(stderr_path, "w") as stderr:  # grpc's own log, for when something fails
+            self.process = subprocess.Popen([sys.executable, "-m", "tests.e2e.grpc_client", target], cwd=ROOT,
+                                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                            text=True)
+        self._lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def call(self, timeout=10.0) -> str:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        line = self._lines.get(timeout=timeout)
+        assert line is not None, f"the gRPC client exited with {self.process.wait()}: {self.stderr_path.read_text()}"
+        return line
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()

@@ -1,67 +1,12 @@
 """A real grpcio client dialling `xds:///<hostname>` with the bootstrap
 `interlock-bootstrap grpc` writes reaches a gRPC backend through the
 replica's configuration, and follows a route change on the same channel."""
-import json
-import os
-import queue
-import subprocess
-import sys
-import threading
-from pathlib import Path
-
 import pytest
 
 from client.bootstrap import BootstrapOptions, grpc_bootstrap
 from tests.e2e.support import create, endpoint_group, patch, proxy_status, service, timed, to, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class GrpcClientProcess:
-    """tests/e2e/grpc_client.py in a subprocess: call() makes one RPC and returns what it printed."""
-
-    def __init__(self, target: str, bootstrap: dict, stderr_path: Path):
-        env = {key: value for key, value in os.environ.items() if not key.startswith("GRPC_XDS_BOOTSTRAP")}
-        env["GRPC_XDS_BOOTSTRAP_CONFIG"] = json.dumps(bootstrap)
-        self.stderr_path = stderr_path
-        with open(stderr_path, "w") as stderr:  # grpc's own log, for when something fails
-            self.process = subprocess.Popen([sys.executable, "-m", "tests.e2e.grpc_client", target], cwd=ROOT,
-                                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                            text=True)
-        self._lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def call(self, timeout=10.0) -> str:
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
-        line = self._lines.get(timeout=timeout)
-        assert line is not None, f"the gRPC client exited with {self.process.wait()}: {self.stderr_path.read_text()}"
-        return line
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
-
-
-@pytest.fixture
-def grpc_client(tmp_path):
-    started = []
-
-    def start(target, bootstrap):
-        started.append(GrpcClientProcess(target, bootstrap, tmp_path / f"grpc-client-{len(started)}.log"))
-        return started[-1]
-
-    yield start
-    for client in started:
-        client.stop()
-        print(f"--- gRPC client log ---\n{client.stderr_path.read_text()[-4000:]}")  # shown when the test failed
 
 
 def test_grpc_client_reaches_the_backend_its_route_selects_and_follows_a_change(api, mesh, token, replica,

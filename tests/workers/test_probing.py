@@ -287,3 +287,13 @@ def test_spec_of_a_health_check_row():
     assert spec_of(grpc_check) == ProbeSpec("GRPC", port=None, grpc_service_name="svc", timeout=5.0)
     with pytest.raises(ValueError, match="sets none of"):
         spec_of(HealthCheck(name="none"))
+
+
+def test_spec_of_a_block_left_at_its_defaults():
+    """{} is a block with every default (the API stores it so): a TCP connect,
+    or grpc.health.v1 for the whole server, on each endpoint's serving port."""
+    from service.mesh.models import HealthCheck
+
+    assert spec_of(HealthCheck(name="g", timeout_sec=1, grpc_health_check={})) == \
+        ProbeSpec("GRPC", port=None, timeout=1.0)
+    assert spec_of(HealthCheck(name="t", timeout_sec=1, tcp_health_check={})) == ProbeSpec("TCP", port=None, timeout=1.0)

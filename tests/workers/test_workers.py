@@ -4,7 +4,6 @@ the notice bus) and Postgres, probing loopback TCP servers."""
 import datetime
 import json
 import os
-import signal
 import socketserver
 import sqlite3
 import subprocess
@@ -23,16 +22,13 @@ from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck
 from service.notices import get_bus
 from tests.service.health.support import checked_service
-from tests.service.test_cli import interlock_script
-from tests.service.xds.test_cli_xds import database_url
+from tests.workers.processes import Interlock, Process, eventually
 from workers.celery import ROUNDS_QUEUE
 from workers.tasks import send_probe_batch
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-# Every wait in these tests ends by this deadline.
-WAIT_SEC = 15
 
 
 class TcpServer:
@@ -49,40 +45,6 @@ class TcpServer:
         self.server.server_close()
 
 
-class Process:
-    """An `interlock` subprocess whose output goes to a log file the test can read."""
-
-    def __init__(self, args: list[str], env: dict, log: Path):
-        self.log = log
-        with open(log, "w") as out:
-            self.popen = subprocess.Popen([interlock_script(), *args], env=env,
-                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for_line(self, fragment: str):
-        eventually(lambda: fragment in self.text(), f"{fragment!r} in {self.log.name}", self)
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=WAIT_SEC)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
-
-
-def eventually(condition, what: str, *processes: Process):
-    deadline = time.monotonic() + WAIT_SEC
-    while not condition():
-        for process in processes:
-            assert process.popen.poll() is None, f"{process.log.name} exited:\n{process.text()[-3000:]}"
-        assert time.monotonic() < deadline, f"not within {WAIT_SEC} s: {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def broker():
     """The broker's Redis database, emptied: no queued task of an earlier test run."""
@@ -96,25 +58,11 @@ def broker():
 def interlock(tmp_path, settings, broker):
     """Starts `interlock ARGS...` subprocesses (stopped at the test's end) that
     share this test's database, broker and notice channel."""
-    env = {**os.environ, "DATABASE_URL": database_url(settings), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-           "NOTICE_CHANNEL": settings.NOTICE_CHANNEL, "PROBE_ALLOW_LOOPBACK": "1", "HEALTH_REGIONS": "r1",
-           "HEALTH_BEAT_LOCK_TTL_SEC": "3", "PYTHONPATH": str(ROOT)}
-    started = []
-
-    def start(*args: str, name: str) -> Process:
-        process = Process(list(args), env, tmp_path / f"{name}.log")
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-def start_worker(interlock, region: str) -> Process:
-    worker = interlock("worker", "--region", region, "--concurrency", "1", name=f"worker-{region}")
-    worker.wait_for_line("ready.")
-    return worker
+    processes = Interlock(settings, tmp_path, HEALTH_REGIONS="r1")
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
 
 
 @pytest.fixture
@@ -157,7 +105,7 @@ def web_service(api, tenant, *servers, regions=("r1",)):
 
 def test_a_worker_finds_an_endpoint_healthy_then_unhealthy_and_says_so(api, tenant, interlock, server, notices):
     check, (endpoint,) = web_service(api, tenant, server)
-    worker = start_worker(interlock, "r1")
+    worker = interlock.worker("r1")
     send_round(check, "r1", [endpoint])
     eventually(lambda: verdict_of(check, endpoint) == Health.HEALTHY, "HEALTHY after one success", worker)
     server.stop()
@@ -179,7 +127,7 @@ def test_a_duplicated_task_and_an_expired_one_change_nothing(api, tenant, interl
                     regions=("r1",), thresholds=(2, 2))
     check = HealthCheck.objects.get(tenant=tenant, name="web-check")
     answering, failing = Endpoint.objects.filter(tenant=tenant).order_by("address")
-    worker = start_worker(interlock, "r1")
+    worker = interlock.worker("r1")
     now = timezone.now()
     send_round(check, "r1", [failing], now)
     send_round(check, "r1", [failing], now)  # the same task again, as a redelivery would
@@ -216,7 +164,7 @@ def test_two_beats_schedule_the_rounds_once(api, tenant, interlock, broker, serv
 
     # A worker drains the ticks: each round of the check is sent once, one a second.
     broker.delete(ROUNDS_QUEUE)
-    worker = start_worker(interlock, "r1")
+    worker = interlock.worker("r1")
     eventually(lambda: verdict_of(check, endpoint) == Health.HEALTHY, "the beat's rounds probed", worker, second)
     before = worker.text().count("workers.tasks.probe_batch[")
     time.sleep(window)
@@ -227,7 +175,7 @@ def test_two_beats_schedule_the_rounds_once(api, tenant, interlock, broker, serv
 
 def test_a_stopped_region_changes_no_verdict_of_the_others(api, tenant, interlock, server, notices):
     check, (endpoint,) = web_service(api, tenant, server, regions=("r1", "r2"))
-    r1, r2 = start_worker(interlock, "r1"), start_worker(interlock, "r2")
+    r1, r2 = interlock.worker("r1"), interlock.worker("r2")
     now = send_round(check, "r1", [endpoint])
     send_round(check, "r2", [endpoint], now)
     eventually(lambda: probed(check, endpoint, "r1", now) and probed(check, endpoint, "r2", now),

@@ -57,7 +57,7 @@ def spec_of(health_check: Any) -> ProbeSpec:
     """The probe a mesh.HealthCheck row asks for (its one protocol block)."""
     for field, protocol in PROTOCOLS.items():
         block = getattr(health_check, field)
-        if block:
+        if block is not None:  # {} is a block too: every field at its default
             return ProbeSpec(
                 protocol=protocol,
                 port=block.get("port"),
