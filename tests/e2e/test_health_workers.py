@@ -8,7 +8,6 @@ The health checks probe every second (check_interval_sec 1) with thresholds
 of 2, so a killed backend must be out of traffic within 1 x 2 + 2 s, and
 back within 1 x 2 + 2 s of listening again."""
 import datetime
-import json
 import socketserver
 import threading
 import time

@@ -1,14 +1,18 @@
 """The health workers as an operator runs them, for tests: `interlock worker`
 and `interlock beat` subprocesses sharing the test's database, broker and
 notice channel, each logging to a file the test can read, all stopped at the end."""
+import datetime
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+from django.utils import timezone
+
 from tests.service.test_cli import interlock_script
 from tests.service.xds.test_cli_xds import database_url
+from workers.tasks import send_probe_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every wait on these processes ends by this deadline.
@@ -76,3 +80,10 @@ class Interlock:
     def stop_all(self):
         for process in self.started:
             process.stop()
+
+
+def send_round(check, region: str, endpoints, round_at=None):
+    """One probe round of `endpoints` sent to `region`'s queue, as the beat sends it; its round time."""
+    round_at = round_at or timezone.now()
+    send_probe_batch(check.pk, region, [e.pk for e in endpoints], round_at, round_at + datetime.timedelta(seconds=30))
+    return round_at

@@ -25,8 +25,7 @@ from tests.workers.probe_servers import (
     server_tls,
     tcp_server,
 )
-# broker and interlock are fixtures this module's tests use.
-from tests.workers.test_workers import WAIT_SEC, broker, interlock, send_round, start_worker  # noqa: F401
+from tests.workers.processes import WAIT_SEC, send_round
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -148,7 +147,7 @@ def test_one_round_of_a_worker_tells_right_wrong_hanging_and_refused_endpoints_a
     served = {does: loop.serve(server) for does, server in case.servers.items()}
     ports = {does: port for does, (port, _seen) in served.items()} | {"refused": closed_port()}
     check, endpoints = checked_endpoints(api, tenant, case, ports)
-    worker = start_worker(interlock, "r1")
+    worker = interlock.worker("r1")
 
     sent = time.monotonic()
     round_at = send_round(check, "r1", list(endpoints.values()))

@@ -13,16 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
-from django.conf import settings
 from django.utils import timezone
 
 from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck
 from service.notices import get_bus
 from tests.service.health.support import checked_service
-from tests.workers.processes import Interlock, Process, eventually
+from tests.workers.processes import Process, eventually, send_round
 from workers.celery import ROUNDS_QUEUE
 from workers.tasks import send_probe_batch
 
@@ -46,26 +44,6 @@ class TcpServer:
 
 
 @pytest.fixture
-def broker():
-    """The broker's Redis database, emptied: no queued task of an earlier test run."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def interlock(tmp_path, settings, broker):
-    """Starts `interlock ARGS...` subprocesses (stopped at the test's end) that
-    share this test's database, broker and notice channel."""
-    processes = Interlock(settings, tmp_path, HEALTH_REGIONS="r1")
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
-
-
-@pytest.fixture
 def server():
     server = TcpServer()
     yield server
@@ -78,12 +56,6 @@ def notices():
     received = []
     with get_bus().subscribe(lambda notice: "endpoint-health" in notice.kinds and received.append(notice)):
         yield received
-
-
-def send_round(check, region: str, endpoints, round_at=None):
-    round_at = round_at or timezone.now()
-    send_probe_batch(check.pk, region, [e.pk for e in endpoints], round_at, round_at + datetime.timedelta(seconds=30))
-    return round_at
 
 
 def probed(check, endpoint, region: str, round_at) -> bool:
