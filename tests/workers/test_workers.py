@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from service.health.models import Health, RegionProbe, Verdict
 from service.mesh.models import Endpoint, HealthCheck
 from service.notices import get_bus
 from tests.service.health.support import checked_service
-from tests.workers.processes import Process, eventually, send_round
+from tests.workers.processes import Interlock, Process, eventually, send_round
 from workers.celery import ROUNDS_QUEUE
 from workers.tasks import send_probe_batch
 
@@ -215,3 +216,23 @@ def test_interlock_dev_probes_with_nothing_else_started(tmp_path, server):
         eventually(lambda: verdicts() == [("HEALTHY",)], "the dev worker's verdict", dev)
     finally:
         dev.stop()
+
+
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def test_rabbitmq_works_as_the_broker_by_changing_only_its_url(api, tenant, tmp_path, settings, server):
+    """A worker and the beat with CELERY_BROKER_URL set to RabbitMQ (the beat's
+    lock stays in Redis): the rounds run and the verdict follows the endpoint."""
+    region = f"rq{uuid.uuid4().hex[:8]}"  # a queue of its own on the shared RabbitMQ
+    check, (endpoint,) = web_service(api, tenant, server, regions=(region,))
+    processes = Interlock(settings, tmp_path, HEALTH_REGIONS=region, CELERY_BROKER_URL=RABBITMQ_URL)
+    try:
+        worker = processes.worker(region)
+        beat = processes("beat", name="beat")
+        eventually(lambda: verdict_of(check, endpoint) == Health.HEALTHY, "HEALTHY over RabbitMQ", worker, beat)
+        server.stop()
+        eventually(lambda: verdict_of(check, endpoint) == Health.UNHEALTHY, "UNHEALTHY over RabbitMQ", worker, beat)
+        assert "amqp://" in worker.text()  # the worker says which broker it uses
+    finally:
+        processes.stop_all()
