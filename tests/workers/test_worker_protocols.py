@@ -172,3 +172,15 @@ def test_one_round_of_a_worker_tells_right_wrong_hanging_and_refused_endpoints_a
         # gRPC's own user agent follows Interlock's.
         named = {agent.split(" grpc-")[0] for agent in user_agents} if protocol == "GRPC" else user_agents
         assert named == {USER_AGENT}, user_agents
+
+
+def test_a_worker_keeps_its_http_connection_to_an_endpoint_from_one_round_to_the_next(api, tenant, interlock, loop):
+    port, seen = loop.serve(http_server(route="/healthy"))
+    check, endpoints = checked_endpoints(api, tenant, Case("http_health_check", {"request_path": "/healthz"}, {}, {}),
+                                         {"right": port})
+    worker = interlock.worker("r1")
+    for _ in range(3):
+        sent = time.monotonic()
+        round_at = send_round(check, "r1", list(endpoints.values()))
+        wait_for_round(check, endpoints, round_at, sent, worker)
+    assert len(seen.peers) == 3 and len(set(seen.peers)) == 1, seen.peers  # one connection, three probes
