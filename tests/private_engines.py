@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from glob import glob
 from pathlib import Path
 
@@ -54,15 +55,16 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-class _Engine:
+class _Engine(ABC):
     port: int
 
     def _pids(self) -> list[int]:
         pid = self.pid()
         return [] if pid is None else [pid, *_children(pid)]
 
+    @abstractmethod
     def pid(self) -> int | None:
-        raise NotImplementedError
+        """The server's process id while it runs."""
 
     def freeze(self) -> None:
         """Stop answering without closing a connection (SIGSTOP): a hung server."""

@@ -81,7 +81,7 @@ class _RouteResources:
 class _ServiceResources:
     service: ServicePolicy
     cluster: Resource
-    # (cloud, region) as Translation._told_apart has them -> its
+    # The proxy's (cloud, region), as far as the mesh's backends tell them apart -> its
     # ClusterLoadAssignment.
     # Filled lazily by snapshot(); shared by successive translations as long
     # as the service's endpoints do not change.

@@ -9,6 +9,14 @@ from tests.e2e.support import create, endpoint_group, patch, proxy_status, servi
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+def client_of(grpc_client, replica, mesh, token, hostname: str):
+    """A proxyless gRPC client of `mesh` dialling xds:///<hostname>, bootstrapped as `interlock-bootstrap grpc` does."""
+    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
+                               node=f"{hostname.split('.')[0]}-client", token=token, cloud="aws",
+                               region="us-east-1", zone="us-east-1a")
+    return grpc_client(f"xds:///{hostname}", grpc_bootstrap(options))
+
+
 def test_grpc_client_reaches_the_backend_its_route_selects_and_follows_a_change(api, mesh, token, replica,
                                                                                 grpc_backend, grpc_client):
     for name in ("one", "two"):
@@ -17,10 +25,7 @@ def test_grpc_client_reaches_the_backend_its_route_selects_and_follows_a_change(
     match = {"method": {"grpc_service": "interlock.test.Echo", "grpc_method": "Who"}}
     create(api, "grpc-routes", {"name": "greeter", "meshes": [mesh.name], "hostnames": ["greeter.test"],
                                 "rules": [{"matches": [match], "action": to("one")}]})
-    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
-                               node="greeter-client", token=token, cloud="aws", region="us-east-1",
-                               zone="us-east-1a")
-    client = grpc_client("xds:///greeter.test", grpc_bootstrap(options))
+    client = client_of(grpc_client, replica, mesh, token, "greeter.test")
 
     assert wait_for(lambda: client.call() == "one", timeout=20, what="the first call reaching backend one")
     patch(api, "grpc-routes/greeter", {"rules": [{"matches": [match], "action": to("two")}]})
@@ -47,9 +52,7 @@ def test_grpc_client_reaches_a_backend_given_by_host_name(api, mesh, token, repl
     create(api, "backend-services", service("named", mesh.name, "named", protocol="GRPC"))
     create(api, "grpc-routes", {"name": "by-name", "meshes": [mesh.name], "hostnames": ["named.test"],
                                 "rules": [{"action": to("named")}]})
-    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
-                               node="named-client", token=token, cloud="aws", region="us-east-1", zone="us-east-1a")
-    client = grpc_client("xds:///named.test", grpc_bootstrap(options))
+    client = client_of(grpc_client, replica, mesh, token, "named.test")
 
     assert wait_for(lambda: client.call() == "named", timeout=20, what="the call reaching the backend by host name")
 
@@ -75,9 +78,7 @@ def test_grpc_client_follows_endpoint_health_and_fails_open_when_all_are_unhealt
     create(api, "backend-services", service("pair", mesh.name, "pair", protocol="GRPC"))
     create(api, "grpc-routes", {"name": "pair", "meshes": [mesh.name], "hostnames": ["pair.test"],
                                 "rules": [{"action": to("pair")}]})
-    options = BootstrapOptions(server=f"127.0.0.1:{replica.port}", tenant="acme", mesh=mesh.name,
-                               node="pair-client", token=token, cloud="aws", region="us-east-1", zone="us-east-1a")
-    client = grpc_client("xds:///pair.test", grpc_bootstrap(options))
+    client = client_of(grpc_client, replica, mesh, token, "pair.test")
     answers = set()
     assert wait_for(lambda: answers.add(client.call()) or answers == {"one", "two"}, timeout=20,
                     what="calls reaching both backends")

@@ -9,6 +9,7 @@ starts and serves without Redis and catches up when Redis returns.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -205,23 +206,32 @@ def test_a_write_that_commits_is_answered_while_redis_is_away(stack, api, privat
     assert "could not publish" in stack.log("api")
 
 
-def test_a_replica_starts_without_redis_and_catches_up_when_it_returns(stack, api, private_redis):
-    assert api.call("POST", "/api/v1/meshes", {"name": "m1"}).status_code == 201
-    token = api.call("POST", "/api/v1/node-tokens", {"name": "n1", "mesh": "m1"}).json()["token"]
-    private_redis.stop()
-
+@contextlib.contextmanager
+def clusters_of_a_new_replica(stack, token: str):
+    """`interlock xds` started on a free port, and a SotW CDS stream of `token`
+    whose first response is ACKed: yields (stream, first response); the
+    replica must still run at the end."""
     port = free_port()
     replica = stack.start("xds", "xds", "--port", str(port), "--replica", "r1")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         grpc.channel_ready_future(channel).result(timeout=PROMPT_SEC)
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         stream = Stream(stub.StreamAggregatedResources, (("authorization", f"Bearer {token}"),))
         stream.send(sotw_request(CDS, node()))
         first = stream.recv(timeout=PROMPT_SEC)
-        assert first.resources == []  # the mesh has no services yet
         stream.send(sotw_request(CDS, version=first.version_info, nonce=first.nonce))
+        yield stream, first
+        stream.close()
+    assert replica.poll() is None, stack.log("xds")
 
+
+def test_a_replica_starts_without_redis_and_catches_up_when_it_returns(stack, api, private_redis):
+    assert api.call("POST", "/api/v1/meshes", {"name": "m1"}).status_code == 201
+    token = api.call("POST", "/api/v1/node-tokens", {"name": "n1", "mesh": "m1"}).json()["token"]
+    private_redis.stop()
+
+    with clusters_of_a_new_replica(stack, token) as (stream, first):
+        assert first.resources == []  # the mesh has no services yet
         private_redis.start()
         created = api.call("POST", "/api/v1/backend-services", {"name": "web", "mesh": "m1", "protocol": "HTTP"})
         assert created.status_code == 201, created.text[:500]
@@ -230,10 +240,6 @@ def test_a_replica_starts_without_redis_and_catches_up_when_it_returns(stack, ap
         second = stream.recv(timeout=20)
         assert second.version_info != first.version_info
         assert len(second.resources) == 1
-        stream.close()
-    finally:
-        channel.close()
-    assert replica.poll() is None, stack.log("xds")
 
 
 def test_a_replica_catches_up_on_a_notice_lost_while_redis_was_frozen(stack, api, private_redis):
@@ -243,17 +249,7 @@ def test_a_replica_catches_up_on_a_notice_lost_while_redis_was_frozen(stack, api
     assert api.call("POST", "/api/v1/meshes", {"name": "m1"}).status_code == 201
     token = api.call("POST", "/api/v1/node-tokens", {"name": "n1", "mesh": "m1"}).json()["token"]
     stack.env["XDS_CATCH_UP_SEC"] = "2"
-    port = free_port()
-    replica = stack.start("xds", "xds", "--port", str(port), "--replica", "r1")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=PROMPT_SEC)
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        stream = Stream(stub.StreamAggregatedResources, (("authorization", f"Bearer {token}"),))
-        stream.send(sotw_request(CDS, node()))
-        first = stream.recv(timeout=PROMPT_SEC)
-        stream.send(sotw_request(CDS, version=first.version_info, nonce=first.nonce))
-
+    with clusters_of_a_new_replica(stack, token) as (stream, _first):
         private_redis.freeze()
         try:
             created, took = api.timed("POST", "/api/v1/backend-services", {"name": "web", "mesh": "m1",
@@ -265,7 +261,3 @@ def test_a_replica_catches_up_on_a_notice_lost_while_redis_was_frozen(stack, api
         assert "could not publish" in stack.log("api")
         second = stream.recv(timeout=15)
         assert len(second.resources) == 1
-        stream.close()
-    finally:
-        channel.close()
-    assert replica.poll() is None, stack.log("xds")
